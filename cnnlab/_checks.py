@@ -46,7 +46,7 @@ def as_array(value: Any, name: str, where: str) -> np.ndarray:
     elif isinstance(value, (str, bytes)) or value is None or isinstance(value, dict):
         raise TypeError(
             message(where, f"`{name}` as a list of numbers, a NumPy array or a torch tensor",
-                    describe(value), "Pass the numbers themselves, e.g. np.array([[1, 2], [3, 4]]).")
+                    describe(value), "Pass the numbers, e.g. np.array([[1, 2], [3, 4]]).")
         )
     try:
         array = np.asarray(value)

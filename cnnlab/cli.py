@@ -16,8 +16,10 @@ from cnnlab import paths
 
 # subcommand -> (module, function taking the remaining argv and returning an exit status)
 _DELEGATED: dict[str, tuple[str, str, str]] = {
-    "download": ("cnnlab.downloads", "main", "pre-fetch datasets and AlexNet weights for offline use"),
-    "assign": ("cnnlab.grading", "assign_main", "build student notebooks and the autograder into dist/"),
+    "download": ("cnnlab.downloads", "main",
+                 "pre-fetch datasets and AlexNet weights for offline use"),
+    "assign": ("cnnlab.grading", "assign_main",
+               "build student notebooks and the autograder into dist/"),
     "grade": ("cnnlab.grading", "grade_main", "grade submitted notebooks into a CSV"),
 }
 

@@ -1,0 +1,174 @@
+"""cnnlab.ops against torch.nn.functional: worked examples exactly, random cases by hypothesis."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+
+import cnnlab
+
+EXAMPLE_X = [[3, 3, 2, 1, 0], [0, 0, 1, 3, 1], [3, 1, 2, 2, 3], [2, 0, 0, 2, 2], [2, 0, 0, 0, 1]]
+EXAMPLE_K = [[0, 1, 2], [2, 2, 0], [0, 1, 2]]
+EXAMPLE_OUT = [[12, 12, 17], [10, 17, 19], [9, 6, 14]]
+
+CONVS = [cnnlab.conv2d, cnnlab.conv2d_loops]
+
+
+@pytest.mark.parametrize("conv", CONVS)
+def test_curriculum_example_exact(conv):
+    assert_array_equal(conv(EXAMPLE_X, EXAMPLE_K), EXAMPLE_OUT)
+
+
+@pytest.mark.parametrize("conv", CONVS)
+def test_example_first_value_is_sum_of_products(conv):
+    first = (3 * 0 + 3 * 1 + 2 * 2) + (0 * 2 + 0 * 2 + 1 * 0) + (3 * 0 + 1 * 1 + 2 * 2)
+    assert first == 12 == conv(EXAMPLE_X, EXAMPLE_K)[0, 0]
+
+
+@pytest.mark.parametrize("conv", CONVS)
+def test_example_padding_1_stride_2_matches_torch(conv):
+    x = torch.tensor(EXAMPLE_X, dtype=torch.float64)[None, None]
+    k = torch.tensor(EXAMPLE_K, dtype=torch.float64)[None, None]
+    expected = F.conv2d(x, k, padding=1, stride=2)[0, 0].numpy()
+    assert expected.shape == (3, 3)
+    assert_array_equal(conv(EXAMPLE_X, EXAMPLE_K, padding=1, stride=2), expected)
+
+
+@pytest.mark.parametrize("conv", CONVS)
+def test_bias_is_added_to_every_position(conv):
+    out = conv(EXAMPLE_X, EXAMPLE_K, bias=1.5)
+    assert_allclose(out, np.asarray(EXAMPLE_OUT) + 1.5)
+
+
+@pytest.mark.parametrize("conv", CONVS)
+def test_kernel_is_not_flipped(conv):
+    x = np.arange(9.0).reshape(3, 3)
+    kernel = np.zeros((3, 3))
+    kernel[0, 0] = 1  # cross-correlation picks the top-left input value, convolution would not
+    assert conv(x, kernel)[0, 0] == x[0, 0]
+
+
+def test_max_pool_curriculum_examples():
+    assert_array_equal(cnnlab.max_pool2d([[3, 0, 5, 2], [1, 2, 7, 5], [4, 3, 2, 1],
+                                          [3, 1, 0, 4]], 2), [[3, 7], [4, 4]])
+    assert_array_equal(cnnlab.max_pool2d([[1, 3, 2, 9], [7, 4, 1, 5], [8, 5, 2, 3],
+                                          [4, 2, 1, 4]], 2), [[7, 9], [8, 4]])
+
+
+def test_avg_pool_curriculum_example():
+    x = [[1, 3, 2, 9], [7, 4, 1, 5], [8, 5, 2, 3], [4, 2, 1, 4]]
+    assert_allclose(cnnlab.avg_pool2d(x, 2), [[15 / 4, 17 / 4], [19 / 4, 10 / 4]])
+
+
+@pytest.mark.parametrize(("x_shape", "w_shape", "out_shape"), [
+    ((6, 7), (3, 3), (4, 5)),
+    ((3, 6, 7), (5, 3, 3, 3), (5, 4, 5)),
+    ((2, 3, 6, 7), (5, 3, 3, 3), (2, 5, 4, 5)),
+])
+@pytest.mark.parametrize("conv", CONVS)
+def test_result_has_rank_of_input(conv, x_shape, w_shape, out_shape):
+    assert conv(np.ones(x_shape), np.ones(w_shape)).shape == out_shape
+    assert cnnlab.max_pool2d(np.ones(x_shape), 2).shape == x_shape[:-2] + (3, 3)
+
+
+def test_accepts_tensors_and_keeps_float32():
+    x = torch.rand(1, 3, 8, 8)
+    w = torch.rand(4, 3, 3, 3)
+    out = cnnlab.conv2d(x, w, torch.rand(4))
+    assert isinstance(out, np.ndarray) and out.dtype == np.float32
+    assert cnnlab.conv2d_loops(x.tolist(), w.numpy()).dtype == np.float64
+
+
+# --- random cases against torch ----------------------------------------------------------
+
+@st.composite
+def conv_cases(draw, max_size=9, max_batch=3, max_channels=3):
+    n = draw(st.integers(1, max_batch))
+    c_in = draw(st.integers(1, max_channels))
+    c_out = draw(st.integers(1, max_channels))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    if draw(st.booleans()) and (sh, sw) == (1, 1):
+        padding = draw(st.sampled_from(["same", "valid"]))
+        pad_hw = (dh * (kh - 1), dw * (kw - 1)) if padding == "same" else (0, 0)
+    else:
+        ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+        padding = draw(st.sampled_from([(ph, pw), ph])) if ph == pw else (ph, pw)
+        pad_hw = (2 * ph, 2 * pw)
+    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - pad_hw[0]), max_size))
+    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - pad_hw[1]), max_size))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c_in, h, w)).astype(np.float32)
+    weight = rng.standard_normal((c_out, c_in, kh, kw)).astype(np.float32)
+    bias = rng.standard_normal(c_out).astype(np.float32) if draw(st.booleans()) else None
+    return x, weight, bias, (sh, sw), padding, (dh, dw)
+
+
+def torch_conv(x, weight, bias, stride, padding, dilation):
+    bias_t = None if bias is None else torch.from_numpy(bias)
+    return F.conv2d(torch.from_numpy(x), torch.from_numpy(weight), bias_t, stride, padding,
+                    dilation).numpy()
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+@settings(max_examples=200, deadline=None)
+@given(conv_cases(max_size=12, max_batch=4, max_channels=4))
+def test_conv2d_matches_torch(case):
+    x, weight, bias, stride, padding, dilation = case
+    expected = torch_conv(*case)
+    got = cnnlab.conv2d(x, weight, bias, stride, padding, dilation)
+    assert got.shape == expected.shape
+    assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+@settings(max_examples=200, deadline=None)
+@given(conv_cases(max_size=7, max_batch=2, max_channels=2))
+def test_conv2d_loops_matches_torch(case):
+    x, weight, bias, stride, padding, dilation = case
+    expected = torch_conv(*case)
+    got = cnnlab.conv2d_loops(x, weight, bias, stride, padding, dilation)
+    assert got.shape == expected.shape
+    assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@st.composite
+def pool_cases(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride = draw(st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))))
+    padding = (draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2)))
+    h = draw(st.integers(max(1, kh - 2 * padding[0]), 10))
+    w = draw(st.integers(max(1, kw - 2 * padding[1]), 10))
+    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 3)), h, w)
+    x = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).standard_normal(shape)
+    return x.astype(np.float32), (kh, kw), stride, padding
+
+
+@settings(max_examples=200, deadline=None)
+@given(pool_cases())
+def test_max_pool2d_matches_torch(case):
+    x, kernel, stride, padding = case
+    expected = F.max_pool2d(torch.from_numpy(x), kernel, stride, padding).numpy()
+    assert_allclose(cnnlab.max_pool2d(x, kernel, stride, padding), expected, rtol=1e-6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(pool_cases())
+def test_avg_pool2d_matches_torch(case):
+    x, kernel, stride, padding = case
+    expected = F.avg_pool2d(torch.from_numpy(x), kernel, stride, padding).numpy()
+    assert_allclose(cnnlab.avg_pool2d(x, kernel, stride, padding), expected, rtol=1e-5,
+                    atol=1e-6)
+
+
+def test_pooling_modules_agree_and_have_no_parameters():
+    x = torch.rand(2, 3, 8, 8)
+    pool = torch.nn.MaxPool2d(2)
+    assert list(pool.parameters()) == []
+    assert_allclose(cnnlab.max_pool2d(x, 2), pool(x).numpy())
+    assert_allclose(cnnlab.avg_pool2d(x, 2), torch.nn.AvgPool2d(2)(x).numpy(), rtol=1e-6)
