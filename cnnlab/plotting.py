@@ -326,6 +326,48 @@ def plot_feature_maps(maps: Any, ncols: int | None = None, title: str | None = N
     return fig
 
 
+def plot_images(images: Any, labels: Any = None, classes: Any = None, ncols: int = 8,
+                title: str | None = None) -> Any:
+    """Show a batch of images (N, C, H, W), C in 1 or 3, in rows of ``ncols``; returns the Figure.
+
+    ``labels`` (N,) become panel titles, as names from ``classes`` when given.
+    """
+    where = "plot_images"
+    x = _to_tensor(images, "images", where)
+    if x.dim() != 4 or x.shape[1] not in (1, 3):
+        hint = ("Move the channels first with images.permute(0, 3, 1, 2)."
+                if x.dim() == 4 and x.shape[-1] in (1, 3) else
+                "For a single image use plot_feature_maps or add a batch axis with x[None].")
+        raise ValueError(message(where, "a batch of shape (N, C, H, W) with C = 1 or 3",
+                                 f"shape {tuple(x.shape)}", hint))
+    names = None
+    if labels is not None:
+        names = [int(v) for v in _to_tensor(labels, "labels", where).reshape(-1)]
+        if len(names) != x.shape[0]:
+            raise ValueError(message(where, f"one label per image ({x.shape[0]})",
+                                     f"{len(names)} labels", "Pass labels[:n] with images[:n]."))
+        if classes is not None:
+            names = [classes[v] for v in names]
+    ncols = _columns(ncols, x.shape[0], where)
+    nrows = math.ceil(x.shape[0] / ncols)
+    plt = _pyplot()
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.5 * ncols, 1.6 * nrows + 0.5),
+                             layout="constrained", squeeze=False)
+    flat = axes.ravel()
+    for i, image in enumerate(x):
+        if image.shape[0] == 3:
+            flat[i].imshow(image.permute(1, 2, 0).clamp(0, 1).numpy())
+        else:
+            flat[i].imshow(image[0].numpy(), cmap="gray")
+        flat[i].axis("off")
+        if names is not None:
+            flat[i].set_title(str(names[i]), fontsize=9)
+    for ax in flat[x.shape[0]:]:
+        fig.delaxes(ax)
+    fig.suptitle(title or f"{x.shape[0]} images of {_size(tuple(x.shape[2:]))}")
+    return fig
+
+
 def plot_filters(weight: Any, ncols: int | None = None) -> Any:
     """Show the filters of a conv weight (O, C, kH, kW) (or a Conv2d layer) as small images.
 

@@ -20,6 +20,7 @@ from cnnlab.plotting import (  # noqa: E402
     plot_feature_maps,
     plot_filters,
     plot_history,
+    plot_images,
     plot_pool_grid,
 )
 
@@ -387,3 +388,34 @@ def test_plot_history_errors():
         plot_history({})
     with pytest.raises(ValueError, match="epoch"):
         plot_history({**HISTORY, "train_loss": []})
+
+
+# --- plot_images --------------------------------------------------------------------------
+
+def test_plot_images_rows_titles_and_colour(photo):
+    batch = torch.stack([photo, 1 - photo, photo.flip(1)])
+    fig = plot_images(batch, labels=[0, 2, 1], classes=["circle", "square", "cross"], ncols=2)
+    assert len(fig.axes) == 3
+    assert titles(fig) == ["circle", "cross", "square"]
+    shown = images(fig)
+    assert [a.get_array().shape for a in shown] == [(24, 32, 3)] * 3
+    assert all(nonconstant(a) for a in shown)
+    assert fig._suptitle.get_text() == "3 images of 24x32"
+
+
+def test_plot_images_gray_without_labels():
+    fig = plot_images(torch.rand(5, 1, 8, 8), title="digits")
+    assert len(fig.axes) == 5 and titles(fig) == [""] * 5
+    assert images(fig)[0].get_array().shape == (8, 8)
+    assert fig._suptitle.get_text() == "digits"
+
+
+@pytest.mark.parametrize(("batch", "labels", "words"), [
+    (torch.rand(2, 8, 8, 3), None, ["(N, C, H, W)", "permute(0, 3, 1, 2)"]),
+    (torch.rand(3, 8, 8), None, ["(N, C, H, W)", "x[None]"]),
+    (torch.rand(2, 3, 8, 8), [1, 2, 3], ["one label per image (2)", "3 labels"]),
+])
+def test_plot_images_errors(batch, labels, words):
+    with pytest.raises(ValueError) as info:
+        plot_images(batch, labels=labels)
+    assert all(word in str(info.value) for word in words), str(info.value)

@@ -1,0 +1,285 @@
+"""A small, seeded training loop: :func:`fit`, :func:`evaluate` and the :class:`History` they keep.
+
+The loss follows the model's output: several logits per image (N, K) use cross-entropy over
+K classes; a single logit (N, 1) or (N,) is a binary classifier and uses binary
+cross-entropy on labels 0/1. Accuracy is the fraction of images whose predicted class (the
+largest logit, or logit > 0) equals the label.
+
+Determinism: ``fit`` shuffles with its own ``torch.Generator`` seeded by ``seed``, and runs
+inside ``torch.random.fork_rng`` seeded by ``seed`` too, so dropout is repeatable and the
+caller's global random state is left as it was. The model's initial weights are the caller's
+business: call ``torch.manual_seed(...)`` before building it. Same seed, same initial weights,
+same machine and thread count: identical histories.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from cnnlab._checks import as_int, describe, message
+
+Data = Dataset | tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class History:
+    """Per-epoch results of :func:`fit`: mean training loss and accuracy, test loss and accuracy.
+
+    The test lists stay empty when ``fit`` had no test data. Accuracies are fractions in [0, 1].
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    test_acc: list[float] = field(default_factory=list)
+
+    @property
+    def epochs(self) -> int:
+        """Number of epochs recorded."""
+        return len(self.train_loss)
+
+    def plot(self, title: str | None = None) -> Any:
+        """Learning curves (loss and accuracy per epoch); returns the matplotlib Figure."""
+        from cnnlab.plotting import plot_history
+
+        return plot_history(self, title=title)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or a torch.device, checked to exist here."""
+    where = "device"
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(message(where, '"cpu", "cuda", "mps" or a torch.device', describe(device)))
+    try:
+        device = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(message(where, 'one of "cpu", "cuda", "cuda:0", "mps"', repr(device),
+                                 "Run `cnnlab doctor` to see which device this machine has.")
+                         ) from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(message(where, "a CUDA GPU for device='cuda'",
+                                 "a machine where torch.cuda.is_available() is False",
+                                 "Use device='cpu' (every lesson runs on the CPU in seconds)."))
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(message(where, f"a GPU index below {torch.cuda.device_count()}",
+                                 str(device), "Use device='cuda' for the first GPU."))
+    if device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(message(where, "Apple's Metal GPU for device='mps'",
+                                     "a machine where torch.backends.mps.is_available() is False",
+                                     "Use device='cpu' (every lesson runs on the CPU in seconds)."))
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(message(where, '"cpu", "cuda" or "mps"', repr(str(device)),
+                                 "cnnlab's training loop supports these three."))
+    return device
+
+
+def _as_dataset(data: Any, name: str, where: str) -> Dataset:
+    """A Dataset of (image, label) pairs from a Dataset or an (images, labels) tuple."""
+    pair = isinstance(data, tuple) and len(data) == 2
+    if pair and all(isinstance(t, torch.Tensor) for t in data):
+        images, labels = data
+        if len(images) != len(labels):
+            raise ValueError(message(where, f"as many labels as images in `{name}`",
+                                     f"{len(images)} images and {len(labels)} labels"))
+        data = TensorDataset(images, labels)
+    if not (hasattr(data, "__getitem__") and hasattr(data, "__len__")):
+        raise TypeError(message(where, f"`{name}` as a Dataset of (image, label) pairs or an "
+                                "(images, labels) tuple of tensors", describe(data),
+                                "e.g. train, test = cnnlab.load_digits(); fit(model, train, ...)."))
+    if len(data) == 0:
+        raise ValueError(message(where, f"at least one example in `{name}`", "an empty dataset"))
+    item = data[0]
+    if not (isinstance(item, (tuple, list)) and len(item) == 2):
+        raise TypeError(message(where, f"items of `{name}` as (image, label) pairs",
+                                describe(item), "A TensorDataset(images, labels) gives pairs."))
+    return data
+
+
+def _loss_and_correct(logits: torch.Tensor, labels: torch.Tensor, where: str):
+    """Summed loss over the batch and the number of correct predictions."""
+    labels = torch.as_tensor(labels, device=logits.device)
+    if logits.ndim == 1 or (logits.ndim == 2 and logits.shape[1] == 1):
+        logits = logits.reshape(-1)
+        if labels.numel() != logits.numel() or not bool(((labels == 0) | (labels == 1)).all()):
+            raise ValueError(message(where, "labels 0 or 1 for a model with one output (binary)",
+                                     f"labels {labels.unique().tolist()[:10]}",
+                                     "For K classes the last layer needs K outputs, "
+                                     "e.g. nn.Linear(..., 10)."))
+        target = labels.to(logits.dtype)
+        loss = nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum")
+        correct = ((logits > 0).long() == labels.long()).sum()
+        return loss, correct
+    if logits.ndim != 2:
+        raise ValueError(message(where, "model outputs (N, classes) logits",
+                                 f"output of shape {tuple(logits.shape)}",
+                                 "End the model with nn.Flatten() and an nn.Linear layer."))
+    n_classes = logits.shape[1]
+    if labels.dtype not in (torch.int64, torch.int32, torch.uint8) or labels.numel() != len(logits):
+        raise ValueError(message(where, "one integer class label per image",
+                                 f"labels of shape {tuple(labels.shape)}, dtype {labels.dtype}",
+                                 "Labels are class numbers 0..K-1, e.g. torch.tensor([3, 0, 7])."))
+    if bool((labels < 0).any()) or bool((labels >= n_classes).any()):
+        raise ValueError(message(where, f"labels between 0 and {n_classes - 1} "
+                                 f"(the model has {n_classes} outputs)",
+                                 f"labels up to {int(labels.max())}",
+                                 "Give the last Linear layer one output per class."))
+    labels = labels.long()
+    loss = nn.functional.cross_entropy(logits, labels, reduction="sum")
+    correct = (logits.argmax(dim=1) == labels).sum()
+    return loss, correct
+
+
+def _forward(model: nn.Module, images: torch.Tensor, where: str) -> torch.Tensor:
+    """model(images), turning torch's shape errors into a lesson."""
+    try:
+        return model(images)
+    except RuntimeError as error:
+        text = str(error)
+        if "shape" in text or "size" in text or "channels" in text:
+            raise ValueError(message(where, "a model that accepts the data's images",
+                                     f"images of shape {tuple(images.shape)} and torch's error "
+                                     f"'{text}'", "Check in_channels of the first Conv2d and "
+                                     "in_features of the first Linear after Flatten "
+                                     "(cnnlab.conv_output_size predicts the sizes).")) from error
+        raise
+
+
+def _loader(data: Dataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=generator)
+
+
+def _run_eval(model: nn.Module, data: Dataset, device: torch.device, batch_size: int,
+              where: str) -> tuple[float, float]:
+    was_training = model.training
+    model.eval()
+    total_loss, total_correct, count = 0.0, 0, 0
+    try:
+        with torch.no_grad():
+            for images, labels in _loader(data, batch_size, shuffle=False):
+                images, labels = images.to(device), torch.as_tensor(labels).to(device)
+                loss, correct = _loss_and_correct(_forward(model, images, where), labels, where)
+                total_loss += loss.item()
+                total_correct += int(correct)
+                count += len(images)
+    finally:
+        model.train(was_training)
+    return total_loss / count, total_correct / count
+
+
+def evaluate(model: nn.Module, data: Data, device: str | torch.device = "cpu",
+             batch_size: int = 256) -> tuple[float, float]:
+    """Mean loss and accuracy (a fraction) of ``model`` on ``data``, without training it.
+
+    ``data``: a Dataset of (image, label) pairs or an (images (N, C, H, W), labels (N,)) tuple.
+    The model is put in eval mode (BatchNorm uses its running statistics, dropout is off) and
+    restored to its previous mode afterwards.
+    """
+    where = "evaluate"
+    _check_model(model, where)
+    data = _as_dataset(data, "data", where)
+    batch_size = as_int(batch_size, "batch_size", where, 1)
+    device = resolve_device(device)
+    model.to(device)
+    return _run_eval(model, data, device, batch_size, where)
+
+
+def _check_model(model: Any, where: str) -> None:
+    if isinstance(model, type) or not isinstance(model, nn.Module):
+        raise TypeError(message(where, "a torch.nn.Module instance", describe(model),
+                                "Build the network first, e.g. model = nn.Sequential(...)."))
+
+
+def _make_optimizer(optimizer: str | Callable, parameters: Iterable, lr: float,
+                    where: str) -> torch.optim.Optimizer:
+    if callable(optimizer):
+        return optimizer(parameters, lr=lr)
+    if optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=lr)
+    if optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, momentum=0.9)
+    raise ValueError(message(where, '`optimizer` "adam", "sgd" or a function like '
+                             "torch.optim.AdamW", repr(optimizer)))
+
+
+def fit(
+    model: nn.Module,
+    train_data: Data,
+    test_data: Data | None = None,
+    *,
+    epochs: int = 10,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    optimizer: str | Callable = "adam",
+) -> History:
+    """Train ``model`` in place for ``epochs`` passes over ``train_data``; returns a History.
+
+    Data: a Dataset of (image, label) pairs (e.g. from :func:`cnnlab.load_digits`) or an
+    (images (N, C, H, W), labels (N,)) tuple. After every epoch the test data (if given) is
+    evaluated. ``optimizer``: "adam" (default), "sgd" (momentum 0.9) or a function such as
+    ``torch.optim.AdamW`` called as ``optimizer(model.parameters(), lr=lr)``.
+    ``device``: "cpu", "cuda", "mps" or a torch.device; the model is moved there.
+    ``progress`` shows a tqdm bar over the epochs with the latest loss and accuracy.
+
+    The reported train loss/accuracy are means over the epoch's batches as the model was
+    learning (so they lag a little behind the test figures computed after the epoch).
+    Shuffling and dropout are seeded by ``seed``; see the module docstring.
+    """
+    where = "fit"
+    _check_model(model, where)
+    train_data = _as_dataset(train_data, "train_data", where)
+    if test_data is not None:
+        test_data = _as_dataset(test_data, "test_data", where)
+    epochs = as_int(epochs, "epochs", where, 1)
+    batch_size = as_int(batch_size, "batch_size", where, 1)
+    seed = as_int(seed, "seed", where, 0)
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0:
+        raise ValueError(message(where, "a learning rate `lr` > 0", repr(lr),
+                                 "Typical values: 1e-3 for Adam, 0.01-0.1 for SGD."))
+    device = resolve_device(device)
+    model.to(device)
+    opt = _make_optimizer(optimizer, model.parameters(), float(lr), where)
+    history = History()
+    from tqdm.auto import tqdm
+
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        batches = _loader(train_data, batch_size, shuffle=True, seed=seed)
+        bar = tqdm(range(epochs), desc="training", unit="epoch", disable=not progress)
+        for _ in bar:
+            model.train()
+            total_loss, total_correct, count = 0.0, 0, 0
+            for images, labels in batches:
+                images, labels = images.to(device), torch.as_tensor(labels).to(device)
+                loss, correct = _loss_and_correct(_forward(model, images, where), labels, where)
+                opt.zero_grad()
+                (loss / len(images)).backward()
+                opt.step()
+                total_loss += loss.item()
+                total_correct += int(correct)
+                count += len(images)
+            history.train_loss.append(total_loss / count)
+            history.train_acc.append(total_correct / count)
+            shown = {"loss": f"{history.train_loss[-1]:.3f}",
+                     "acc": f"{history.train_acc[-1]:.3f}"}
+            if test_data is not None:
+                test_loss, test_acc = _run_eval(model, test_data, device, 256, where)
+                history.test_loss.append(test_loss)
+                history.test_acc.append(test_acc)
+                shown["test_acc"] = f"{test_acc:.3f}"
+            bar.set_postfix(shown)
+        bar.close()
+    return history
