@@ -1,0 +1,321 @@
+"""Tests for cnnlab.alexnet: loading with and without the ImageNet weights, offline behaviour,
+the parameter table and the shapes of CURRICULUM section 8. Nothing here uses the network."""
+
+from __future__ import annotations
+
+import socket
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnlab import alexnet as ax
+from cnnlab.alexnet import (
+    RandomWeightsWarning,
+    download_alexnet,
+    format_layer_table,
+    layer_table,
+    load_alexnet,
+    weights_filename,
+    weights_path,
+)
+
+ALEXNET_PARAMS = 61_100_840
+
+
+def fake_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    """An AlexNet state_dict with seeded random values, stored small.
+
+    Each tensor is one random vector (its last axis) repeated by ``expand``; torch.save keeps
+    only the vector, so the file is ~100 kB instead of 244 MB, yet every parameter gets
+    distinct known values.
+    """
+    from torchvision.models import alexnet
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.device("meta"):  # shapes only: no memory, no random init
+        shapes = {k: v.shape for k, v in alexnet(weights=None).state_dict().items()}
+    return {k: torch.randn(s[-1], generator=generator).expand(s) for k, s in shapes.items()}
+
+
+@pytest.fixture(scope="module")
+def saved_state(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A fake ImageNet weights file inside a fresh TORCH_HOME."""
+    torch_home = tmp_path_factory.mktemp("torch_home")
+    folder = torch_home / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    state = fake_state_dict()
+    torch.save(state, folder / "alexnet-owt-7be5be79.pth")
+    return torch_home, state
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make every network access fail at once and record the attempts."""
+    attempts: list[str] = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(repr(args[:1]))
+        raise OSError("network disabled by the test")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    return attempts
+
+
+@pytest.fixture
+def empty_torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    return tmp_path
+
+
+def assert_state_equal(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    loaded = model.state_dict()
+    assert loaded.keys() == state.keys()
+    for key, value in state.items():
+        torch.testing.assert_close(loaded[key], value, rtol=0, atol=0, msg=f"{key} differs")
+
+
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    """A random AlexNet (seed 0), shared by the tests that only read it."""
+    return load_alexnet(None)
+
+
+# ---------------------------------------------------------------- where the weights live
+
+def test_weights_file_name_comes_from_the_enum_and_honours_torch_home(empty_torch_home):
+    assert weights_filename() == "alexnet-owt-7be5be79.pth"
+    assert weights_path() == empty_torch_home / "hub" / "checkpoints" / weights_filename()
+
+
+# ---------------------------------------------------------------- no weights: random + warning
+
+def test_auto_without_weights_is_random_warns_and_stays_offline(empty_torch_home, offline):
+    start = time.perf_counter()
+    with pytest.warns(RandomWeightsWarning, match="cnnlab download alexnet") as record:
+        model = load_alexnet()
+    elapsed = time.perf_counter() - start
+    assert elapsed < 10, f"load_alexnet took {elapsed:.1f} s without weights"
+    assert offline == [], f"load_alexnet tried the network: {offline}"
+    assert issubclass(RandomWeightsWarning, UserWarning)
+    text = str(record[0].message)
+    assert "RANDOM" in text and str(empty_torch_home) in text and weights_filename() in text
+    assert model.cnnlab_weights == "random" and model.cnnlab_weights_file is None
+    assert not model.training, "load_alexnet should return the model in eval mode"
+
+
+def test_random_weights_are_seeded_and_leave_global_rng_alone(model):
+    before = torch.random.get_rng_state()
+    a, b, c = model, load_alexnet(None), load_alexnet(None, seed=1)
+    assert torch.equal(torch.random.get_rng_state(), before), "global RNG state changed"
+    torch.testing.assert_close(a.features[0].weight, b.features[0].weight, rtol=0, atol=0)
+    assert not torch.equal(a.features[0].weight, c.features[0].weight)
+
+
+def test_none_gives_random_without_warning(empty_torch_home):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = load_alexnet(weights=None)
+    assert model.cnnlab_weights == "random"
+
+
+# ---------------------------------------------------------------- weights present
+
+def test_auto_finds_weights_in_torch_home(saved_state, monkeypatch, offline):
+    torch_home, state = saved_state
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = load_alexnet()
+    assert model.cnnlab_weights == "imagenet"
+    assert model.cnnlab_weights_file == weights_path()
+    assert_state_equal(model, state)
+    assert offline == []
+    assert not model.training
+
+
+def test_imagenet_and_enum_load_the_same_file(saved_state, monkeypatch):
+    from torchvision.models import AlexNet_Weights
+
+    torch_home, state = saved_state
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    assert_state_equal(load_alexnet("imagenet"), state)
+    assert_state_equal(load_alexnet(AlexNet_Weights.IMAGENET1K_V1), state)
+
+
+def test_explicit_path(saved_state, empty_torch_home):
+    torch_home, state = saved_state
+    path = torch_home / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth"
+    for given in (path, str(path)):
+        model = load_alexnet(given)
+        assert model.cnnlab_weights == "file" and model.cnnlab_weights_file == path
+        assert_state_equal(model, state)
+
+
+# ---------------------------------------------------------------- teaching errors
+
+def test_imagenet_missing_names_the_command(empty_torch_home, offline):
+    with pytest.raises(FileNotFoundError, match="cnnlab download alexnet") as info:
+        load_alexnet("imagenet")
+    assert str(empty_torch_home) in str(info.value)
+    assert offline == []
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (True, TypeError, "pretrained=True"),
+    (1, TypeError, "weights='auto'"),
+    (["imagenet"], TypeError, "weights='auto'"),
+    ("IMAGENET", ValueError, "weights='imagenet'"),
+    ("pretrained", ValueError, "weights='imagenet'"),
+])
+def test_bad_weights_values(bad, error, match, empty_torch_home):
+    with pytest.raises(error, match=match):
+        load_alexnet(bad)
+
+
+def test_missing_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        load_alexnet(tmp_path / "nothing.pth")
+
+
+def test_file_that_is_not_a_state_dict(tmp_path):
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot read"):
+        load_alexnet(garbage)
+    tensor_only = tmp_path / "tensor.pth"
+    torch.save(torch.zeros(3), tensor_only)
+    with pytest.raises(ValueError, match="state_dict"):
+        load_alexnet(tensor_only)
+    wrong_model = tmp_path / "linear.pth"
+    torch.save(torch.nn.Linear(2, 3).state_dict(), wrong_model)
+    with pytest.raises(ValueError, match="different model"):
+        load_alexnet(wrong_model)
+
+
+def test_other_weights_enum_rejected():
+    from torchvision.models import ResNet18_Weights
+
+    with pytest.raises(ValueError, match="IMAGENET1K_V1"):
+        load_alexnet(ResNet18_Weights.IMAGENET1K_V1)
+
+
+# ---------------------------------------------------------------- download
+
+def test_download_offline_fails_fast_with_a_clear_message(empty_torch_home, offline):
+    start = time.perf_counter()
+    with pytest.raises(OSError, match="cannot reach download.pytorch.org") as info:
+        download_alexnet()
+    assert time.perf_counter() - start < 2
+    assert "online" in str(info.value) and weights_filename() in str(info.value)
+    assert not weights_path().exists()
+    assert socket.getdefaulttimeout() is None
+
+
+def test_download_is_a_no_op_when_the_file_exists(saved_state, monkeypatch, offline):
+    torch_home, _ = saved_state
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    assert download_alexnet() == weights_path()
+    assert offline == []
+
+
+def test_download_uses_torch_hub_with_a_timeout(empty_torch_home, monkeypatch):
+    """The connection probe succeeds, then torch.hub's download runs under a socket timeout."""
+    seen: dict[str, object] = {}
+
+    class FakeConnection:
+        def close(self) -> None:
+            pass
+
+    def fake_connect(address, timeout=None):
+        seen["address"], seen["connect_timeout"] = address, timeout
+        return FakeConnection()
+
+    def fake_download(url, dst, hash_prefix=None, progress=True):
+        seen["url"], seen["hash"] = url, hash_prefix
+        seen["read_timeout"] = socket.getdefaulttimeout()
+        torch.save({}, dst)
+
+    monkeypatch.setattr(socket, "create_connection", fake_connect)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    path = download_alexnet(timeout=3)
+    assert path == weights_path() and path.is_file()
+    assert seen["address"] == ("download.pytorch.org", 443) and seen["connect_timeout"] == 3
+    assert seen["url"].endswith(weights_filename()) and seen["hash"] == "7be5be79"
+    assert seen["read_timeout"] == ax.READ_TIMEOUT
+    assert socket.getdefaulttimeout() is None
+
+
+def test_download_failure_becomes_oserror(empty_torch_home, monkeypatch):
+    monkeypatch.setattr(socket, "create_connection",
+                        lambda *a, **k: type("C", (), {"close": lambda self: None})())
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("invalid hash value")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", broken)
+    with pytest.raises(OSError, match="invalid hash value"):
+        download_alexnet()
+
+
+def test_cli_download_reports_failure(empty_torch_home, offline, capsys):
+    from cnnlab.downloads import main
+
+    assert main(["alexnet"]) == 1
+    assert "alexnet: FAILED" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- architecture facts
+
+def test_parameter_table_sums_to_61_100_840(model):
+    rows = layer_table(model)
+    assert sum(row.params for row in rows) == ALEXNET_PARAMS
+    assert sum(p.numel() for p in model.parameters()) == ALEXNET_PARAMS
+    by_name = {row.name: row for row in rows}
+    assert by_name["features.0"].params == (3 * 11 * 11 + 1) * 64 == 23_296
+    assert by_name["classifier.1"].params == (9216 + 1) * 4096
+    assert by_name["features.2"].params == 0 and by_name["features.2"].layer.startswith("MaxPool")
+    assert [row.name for row in rows][:3] == ["features.0", "features.1", "features.2"]
+    assert all(row.output_shape is None for row in rows)
+
+
+def test_shapes_on_a_350x210_image(model):
+    x = torch.rand(1, 3, 350, 210, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert tuple(model.features[0](x).shape) == (1, 64, 86, 51)
+        assert tuple(model.features(x).shape) == (1, 256, 9, 5)
+        assert tuple(model(x).shape) == (1, 1000)
+    rows = {row.name: row for row in layer_table(model, (1, 3, 350, 210))}
+    assert rows["features.0"].output_shape == (1, 64, 86, 51)
+    assert rows["features.12"].output_shape == (1, 256, 9, 5)
+    assert rows["classifier.6"].output_shape == (1, 1000)
+
+
+def test_format_layer_table(model):
+    text = format_layer_table(layer_table(model, (1, 3, 224, 224)))
+    lines = text.splitlines()
+    assert lines[0].split()[:3] == ["layer", "module", "params"]
+    assert lines[-1].split() == ["total", "61,100,840"]
+    assert "1 x 64 x 55 x 55" in text and "23,296" in text
+    assert len(lines) == 2 + 21 + 2
+
+
+def test_layer_table_input_checks(model):
+    with pytest.raises(TypeError, match="nn.Module"):
+        layer_table("alexnet")
+    with pytest.raises(ValueError, match="input_shape"):
+        layer_table(model, (1, 3, 224.0, 224))
+    with pytest.raises(ValueError, match="input_shape"):
+        layer_table(model, ())
+
+
+def test_layer_table_on_a_small_model():
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.Flatten(),
+                              torch.nn.Linear(3 * 4 * 4, 2))
+    rows = layer_table(net, (5, 1, 6, 6))
+    assert [(r.name, r.params, r.output_shape) for r in rows] == [
+        ("0", 30, (5, 3, 4, 4)), ("1", 0, (5, 48)), ("2", 98, (5, 2))]
