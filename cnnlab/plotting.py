@@ -73,7 +73,8 @@ def _image_chw(image: Any, where: str, channels: tuple[int, ...] | None = (1, 3)
     if x.dim() != 3:
         raise ValueError(message(where, "an image of shape (H, W), (C, H, W) or (1, C, H, W)",
                                  f"shape {tuple(x.shape)} (rank {x.dim()})",
-                                 "Images have 2, 3 or 4 axes; reshape or index the data."))
+                                 "Images and feature maps have 2, 3 or 4 axes; a flat vector "
+                                 "(e.g. after nn.Flatten) has lost its layout."))
     if min(x.shape[1:]) == 0:
         raise ValueError(message(where, "an image with at least one row and column",
                                  f"shape {tuple(x.shape)}", "Check how it was sliced."))
@@ -288,20 +289,7 @@ def plot_feature_maps(maps: Any, ncols: int | None = None, title: str | None = N
     (gray colormap); axes are hidden, small maps are titled with their channel index.
     """
     where = "plot_feature_maps"
-    x = _to_tensor(maps, "maps", where)
-    if x.dim() == 4:
-        if x.shape[0] != 1:
-            raise ValueError(message(where, "the maps of one image, (1, C, H, W)",
-                                     f"a batch of shape {tuple(x.shape)}",
-                                     "Pick one image first, e.g. maps[0]."))
-        x = x[0]
-    if x.dim() == 2:
-        x = x.unsqueeze(0)
-    if x.dim() != 3:
-        raise ValueError(message(where, "feature maps of shape (C, H, W) or (1, C, H, W)",
-                                 f"shape {tuple(x.shape)} (rank {x.dim()})",
-                                 "A flat vector has lost its layout: plot the maps before "
-                                 "nn.Flatten."))
+    x = _image_chw(maps, where, channels=None)
     if x.shape[-1] in (1, 3) and min(x.shape[0], x.shape[1]) > 4:
         raise ValueError(message(where, "channels first, (C, H, W)",
                                  f"shape {tuple(x.shape)}, which looks like HWC",
