@@ -66,6 +66,8 @@ _EXPORTS: dict[str, str] = {
     "layer_table": "alexnet",
     "format_layer_table": "alexnet",
     "RandomWeightsWarning": "alexnet",
+    # exercises at the end of each lesson
+    "check_answer": "exercises",
     # training
     "fit": "train",
     "evaluate": "train",
