@@ -1,0 +1,127 @@
+"""Lesson 08 keeps the curriculum's facts (CURRICULUM.md section 9) in its stored outputs.
+
+Like FACTS in tests/test_notebooks.py: nbval proves a re-run reproduces the stored outputs, these
+tests prove the stored outputs are the right ones, and that the exercises start unanswered with
+their solutions one click away.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / (
+    "08_gradients_through_convolution.ipynb")
+INSTALL_LINE = (
+    'import importlib.util, subprocess, sys; importlib.util.find_spec("cnnlab") or '
+    'subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "cnnlab"])  '
+    "# hosted runtimes (Colab, Kaggle): installs cnnlab first, see the README")
+
+FACTS = [
+    # the 9x25 matrix: locality and weight sharing
+    "M @ x, as 3x3: [[12, 12, 17], [10, 17, 19], [9, 6, 14]]",
+    "equal: True",
+    "entries per row inside the window:  [9, 9, 9, 9, 9, 9, 9, 9, 9]",
+    "entries per row outside (always 0): [16, 16, 16, 16, 16, 16, 16, 16, 16]",
+    "every row holds the kernel, in reading order: True",
+    # its transpose is the input gradient and the transposed convolution
+    "M.T @ dout equals cnnlab.conv2d_backward: True",
+    "M.T @ dout equals F.conv_transpose2d: True",
+    "M.T @ dout equals nn.ConvTranspose2d: True",
+    "M.T @ dout equals autograd: True",
+    "full correlation with the flipped kernel equals dx: True",
+    "conv_transpose2d(stride=2, padding=1) equals autograd: True",
+    # dW and db
+    "equals cnnlab: True  equals autograd: True",
+    "dx, dW, db equal autograd: True True True",
+    # pooling
+    "[[1. 0. 0. 0.]\n [0. 0. 2. 0.]\n [3. 0. 0. 0.]\n [0. 0. 0. 4.]]\nequals autograd: True",
+    "ties: x = [[5.0, 5.0], [1.0, 5.0]] -> dx = [[1.0, 0.0], [0.0, 0.0]]",
+    "overlap: the centre collects 4.0 | equals autograd: True",
+    "[[0.25 0.25 0.5  0.5 ]",
+    # numerical gradient checks
+    "below 1e-6: True",
+    # receptive fields through AlexNet's features: measured == formula
+    *[f"{name:6s} {module:10s} {k:6d} {s:6d} {p:7d}  {jump:4d}  {field:8d}  {field:7d}"
+      for name, module, k, s, p, jump, field in [
+          ("conv1", "Conv2d", 11, 4, 2, 1, 11), ("pool1", "MaxPool2d", 3, 2, 0, 4, 19),
+          ("conv2", "Conv2d", 5, 1, 2, 8, 51), ("pool2", "MaxPool2d", 3, 2, 0, 8, 67),
+          ("conv3", "Conv2d", 3, 1, 1, 16, 99), ("conv4", "Conv2d", 3, 1, 1, 16, 131),
+          ("conv5", "Conv2d", 3, 1, 1, 16, 163), ("pool5", "MaxPool2d", 3, 2, 0, 16, 195)]],
+    # 3x3 stacks
+    "2 x 3x3: sees 5x5 (formula 5) | 73,728 weights = 18 C^2",
+    "1 x 5x5: sees 5x5 (formula 5) | 102,400 weights = 25 C^2",
+    "3 x 3x3: sees 7x7 (formula 7) | 110,592 weights = 27 C^2",
+    "1 x 7x7: sees 7x7 (formula 7) | 200,704 weights = 49 C^2",
+]
+
+
+def _cells() -> list[dict]:
+    return json.loads(NOTEBOOK.read_text())["cells"]
+
+
+def _source(cell: dict) -> str:
+    return cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+
+
+def _text(cell: dict) -> str:
+    parts = []
+    for out in cell.get("outputs", []):
+        text = out.get("text") or out.get("data", {}).get("text/plain", "")
+        parts.append("".join(text) if isinstance(text, list) else text)
+    return "".join(parts)
+
+
+def _code() -> list[dict]:
+    return [c for c in _cells() if c["cell_type"] == "code"]
+
+
+def test_facts_are_in_stored_outputs():
+    text = "".join(_text(c) for c in _code())
+    missing = [fact for fact in FACTS if fact not in text]
+    assert not missing, f"stored outputs lack {missing}; re-run the notebook top to bottom"
+
+
+def test_numerical_checks_pass_and_wrong_backwards_fail():
+    text = "".join(_text(c) for c in _code())
+    right = [float(e) for e in re.findall(r"relative error (\S+), below 1e-6: True", text)]
+    assert len(right) == 3 and all(e < 1e-8 for e in right), right
+    wrong = {name: float(e) for name, e in re.findall(r"(no flip|mean db): +relative error (\S+)",
+                                                      text)}
+    assert set(wrong) == {"no flip", "mean db"} and min(wrong.values()) > 0.1, wrong
+
+
+def test_first_cells_install_then_import_and_seed():
+    code = _code()
+    assert _source(code[0]) == INSTALL_LINE
+    assert "import cnnlab" in _source(code[1]) and "torch.manual_seed" in _source(code[1])
+
+
+def test_exercises_start_unanswered_and_solutions_are_hidden():
+    cells = _cells()
+    unanswered = re.compile(r"^answer_\w+ = \.\.\.", re.M)
+    exercises = [i for i, c in enumerate(cells)
+                 if c["cell_type"] == "code" and unanswered.search(_source(c))]
+    assert len(exercises) >= 4
+    for i in exercises:
+        assert "not answered yet" in _text(cells[i]) and "correct" not in _text(cells[i])
+        solution = cells[i + 1]
+        assert solution["metadata"].get("jupyter", {}).get("source_hidden") is True
+        assert "check_answer" in _source(solution) and "..." not in _source(solution)
+        assert ": correct" in _text(solution) and "not yet" not in _text(solution)
+
+
+def test_no_errors_and_small_outputs():
+    for cell in _code():
+        for out in cell.get("outputs", []):
+            assert out["output_type"] != "error", _source(cell)[:200]
+            assert len(json.dumps(out)) < 1_000_000
+    assert NOTEBOOK.stat().st_size < 2_000_000
+
+
+@pytest.mark.parametrize("needle", ["/work/", "/tmp/", "/home/"])
+def test_no_machine_paths_in_outputs(needle):
+    assert needle not in "".join(_text(c) for c in _code())
