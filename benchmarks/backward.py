@@ -5,7 +5,9 @@
 Both sides compute the same gradients from the same output gradient ``dout``: for torch, the
 forward pass with ``requires_grad`` plus ``backward`` (autograd needs the forward graph, so
 it is part of the cost); for cnnlab, one call of the vectorised backward function, which
-gathers the windows itself. Each timing is the best of several repeats, float32.
+gathers the windows itself. Each timing is the best of the repeats that fill about one
+second, float32 (the minimum, as timeit advises: on a busy machine slower repeats measure
+other processes).
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     ratios = []
     for name, reference, ours in cases(rng):
-        torch_time, our_time = best_time(reference), best_time(ours)
+        torch_time, our_time = best_time(reference, budget=1.0), best_time(ours, budget=1.0)
         ratios.append(our_time / torch_time)
         print(f"| {name} | {torch_time * 1e3:.3f} ms | {our_time * 1e3:.3f} ms | "
               f"{our_time / torch_time:.2f}x |")

@@ -49,8 +49,9 @@ def conv2d_backward(dout: Any, x: Any, weight: Any, stride: Pair = 1,
             windows[:, :, i, j] = xp[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh,
                                      j * dw:j * dw + sw * (wo - 1) + 1:sw]
     g_flat = g.reshape(n, o, ho * wo)
-    dweight = np.tensordot(g_flat, windows.reshape(n, c * kh * kw, ho * wo),
-                           axes=([0, 2], [0, 2])).reshape(w.shape)
+    # one (O, L) @ (L, C*kH*kW) product per image, summed over the batch
+    dweight = (g_flat @ windows.reshape(n, c * kh * kw, ho * wo).transpose(0, 2, 1)).sum(axis=0)
+    dweight = dweight.reshape(w.shape)
     dwindows = (w.reshape(o, c * kh * kw).T @ g_flat).reshape(n, c, kh, kw, ho, wo)
     dxp = np.zeros_like(xp)
     for i in range(kh):
@@ -107,7 +108,7 @@ def max_pool2d_backward(dout: Any, x: Any, kernel_size: Pair, stride: Pair | Non
     planes = np.arange(n * c).reshape(n, c, 1, 1)
     flat = (planes * height + rows) * width + cols
     dxp = np.bincount(flat.ravel(), weights=g.ravel(), minlength=n * c * height * width)
-    return _finish(dxp.reshape(n, c, height, width).astype(dtype), pads, len(x_shape(x)), x)
+    return _finish(dxp.reshape(n, c, height, width).astype(dtype), pads, len(_shape(x)), x)
 
 
 def max_pool2d_backward_loops(dout: Any, x: Any, kernel_size: Pair,
@@ -126,7 +127,7 @@ def max_pool2d_backward_loops(dout: Any, x: Any, kernel_size: Pair,
                 for j in range(wo):
                     r, s = divmod(int(np.argmax(windows[n, c, i, j])), kw)  # first max wins
                     dxp[n, c, i * sh + r, j * sw + s] += g[n, c, i, j]
-    return _finish(dxp, pads, len(x_shape(x)), x)
+    return _finish(dxp, pads, len(_shape(x)), x)
 
 
 def avg_pool2d_backward(dout: Any, x: Any, kernel_size: Pair, stride: Pair | None = None,
@@ -146,7 +147,7 @@ def avg_pool2d_backward(dout: Any, x: Any, kernel_size: Pair, stride: Pair | Non
     for i in range(kh):
         for j in range(kw):
             dxp[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw] += share
-    return _finish(dxp, pads, len(x_shape(x)), x)
+    return _finish(dxp, pads, len(_shape(x)), x)
 
 
 def avg_pool2d_backward_loops(dout: Any, x: Any, kernel_size: Pair,
@@ -164,30 +165,31 @@ def avg_pool2d_backward_loops(dout: Any, x: Any, kernel_size: Pair,
             for i in range(ho):
                 for j in range(wo):
                     dxp[n, c, i * sh:i * sh + kh, j * sw:j * sw + kw] += g[n, c, i, j] / (kh * kw)
-    return _finish(dxp, pads, len(x_shape(x)), x)
+    return _finish(dxp, pads, len(_shape(x)), x)
 
 
 # --- validation ----------------------------------------------------------------------------
 
-def x_shape(x: Any) -> tuple[int, ...]:
+def _shape(x: Any) -> tuple[int, ...]:
     """The shape of ``x`` (a list, array or tensor), without converting it twice."""
     shape = getattr(x, "shape", None)
     return tuple(shape) if shape is not None else np.shape(x)
 
 
 def _prepare_conv_grads(where: str, dout: Any, x: Any, weight: Any, stride: Any, padding: Any,
-                        dilation: Any):
+                        dilation: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                tuple[int, int, int, int], Any, int]:
     """Validate with the forward pass's checks; return padded x, weight, dout, pads, problem."""
     p = _prepare_conv(where, x, weight, None, stride, padding, dilation)
-    rank = len(x_shape(x))
+    rank = len(_shape(x))
     o, _, kh, kw = p.weight.shape
     ph, pw = (padding, padding) if isinstance(padding, str) else as_pair(padding, "padding",
                                                                            where, minimum=0)
-    in_h, in_w = x_shape(x)[-2:]
+    in_h, in_w = _shape(x)[-2:]
     out_hw = (conv_output_size(in_h, kh, p.stride[0], ph, p.dilation[0]),
               conv_output_size(in_w, kw, p.stride[1], pw, p.dilation[1]))
-    expected = (*x_shape(x)[:-3], o, *out_hw) if rank > 2 else out_hw
-    g = _as_dout(where, dout, expected, x_shape(x), "conv2d")
+    expected = (*_shape(x)[:-3], o, *out_hw) if rank > 2 else out_hw
+    g = _as_dout(where, dout, expected, _shape(x), "conv2d")
     dtype = np.result_type(p.x.dtype, g.dtype)
     spans = (p.dilation[0] * (kh - 1) + 1, p.dilation[1] * (kw - 1) + 1)
     pads = _padding(where, padding, spans, p.stride)
@@ -196,7 +198,9 @@ def _prepare_conv_grads(where: str, dout: Any, x: Any, weight: Any, stride: Any,
 
 
 def _prepare_pool_grads(where: str, dout: Any, x: Any, kernel_size: Any, stride: Any,
-                        padding: Any, mode: str):
+                        padding: Any, mode: str) -> tuple[np.ndarray, np.ndarray,
+                                                          tuple[int, int, int, int],
+                                                          tuple[int, ...], np.dtype]:
     """Validate with the forward pass's checks; return windows, dout (NCHW), pads, shape."""
     array = as_array(x, "x", where)
     # Float first, so that padding is -inf for max pooling and can never win a tie.
@@ -244,7 +248,7 @@ def _finish(dxp: np.ndarray, pads: tuple[int, int, int, int], rank: int, x: Any)
     top, bottom, left, right = pads
     h, w = dxp.shape[2] - top - bottom, dxp.shape[3] - left - right
     dx = dxp[:, :, top:top + h, left:left + w]
-    return np.ascontiguousarray(dx.reshape(x_shape(x)))
+    return np.ascontiguousarray(dx.reshape(_shape(x)))
 
 
 def _weight_shape(dweight: np.ndarray, rank: int) -> np.ndarray:
