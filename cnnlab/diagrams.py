@@ -1,0 +1,384 @@
+"""Data-drawn diagrams: small grids with every number written in its cell.
+
+``plot_conv_grid`` (one convolution step: padding ring, window, stride), ``plot_channel_sum``
+(a multi-channel convolution summed into one map) and ``plot_pool_grid`` (pooling windows).
+Every number comes from ``cnnlab.ops``. The grid primitives (``draw_grid``, ``as_grid``,
+``fmt``, ``size_text``, ``sum_of_products``, ``outline``) are shared with ``cnnlab.plotting``
+and ``cnnlab.widgets``; they are not part of the public API.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cnnlab import ops
+from cnnlab._checks import as_array, as_int, as_pair, describe, message
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["plot_conv_grid", "plot_channel_sum", "plot_pool_grid"]
+
+# colours of the grid diagrams
+CELL = "white"
+PAD = "#d9d9d9"  # padding zeros
+PAD_TEXT = "#7a7a7a"
+WINDOW = "#bcd7ff"  # cells under the kernel, and the output cell they produce
+WINDOW_EDGE = "#1f5fbf"
+NEXT_EDGE = "#e07b00"  # the next window, one stride away
+KERNEL = "#ffe6a8"
+_POOL_COLOURS = ("#bcd7ff", "#ffd0a8", "#c6ecc1", "#f3c4e6", "#fff1a8", "#d3ccf5", "#c9eef0",
+                 "#f5c9c9")
+_MAX_GRID = 16  # larger grids cannot show readable numbers
+
+
+def _pyplot() -> Any:
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+# --- grid primitives ------------------------------------------------------------------------
+
+def as_grid(value: Any, name: str, where: str, hint: str = "") -> np.ndarray:
+    """A small 2-D array of numbers for the grid diagrams."""
+    array = as_array(value, name, where)
+    if array.ndim != 2:
+        raise ValueError(message(where, f"`{name}` as a 2-D grid (rows, columns)",
+                                 f"shape {array.shape} (rank {array.ndim})", hint))
+    if min(array.shape) == 0:
+        raise ValueError(message(where, f"`{name}` with at least one row and column",
+                                 f"shape {array.shape}"))
+    return array
+
+
+def _check_small(shape: tuple[int, ...], name: str, where: str) -> None:
+    if max(shape) > _MAX_GRID:
+        raise ValueError(message(where, f"`{name}` of at most {_MAX_GRID}x{_MAX_GRID} cells so "
+                                 "the numbers stay readable", f"{shape[0]}x{shape[1]}",
+                                 "For real images use plot_conv, which draws pixels "
+                                 "instead of numbers."))
+
+
+def size_text(shape: tuple[int, ...]) -> str:
+    """A shape as text: (3, 24, 32) -> '3x24x32'."""
+    return "x".join(str(s) for s in shape)
+
+
+def fmt(value: float) -> str:
+    """A number as short text: integers without decimals, others with 3 significant digits."""
+    value = float(value)
+    if value == int(value) and abs(value) < 1e6:
+        return str(int(value))
+    return f"{value:.3g}"
+
+
+# --- drawing helpers ------------------------------------------------------------------------
+
+def draw_grid(ax: Axes, values: np.ndarray, fills: Any = None, text_colours: Any = None,
+              bold: Any = None, fontsize: float | None = None) -> None:
+    """Draw ``values`` (rows, cols) as numbered cells, cell (i, j) spanning x j..j+1, y i..i+1.
+
+    Row 0 is at the top; ``fills``/``text_colours``/``bold`` are per-cell (rows x cols) lists.
+    """
+    from matplotlib.patches import Rectangle
+
+    rows, cols = values.shape
+    texts = [[fmt(v) for v in row] for row in values]
+    if fontsize is None:
+        longest = max(len(t) for row in texts for t in row)
+        fontsize = 12 if longest <= 2 else 10 if longest <= 4 else 8
+    for i in range(rows):
+        for j in range(cols):
+            fill = CELL if fills is None else fills[i][j]
+            ax.add_patch(Rectangle((j, i), 1, 1, facecolor=fill, edgecolor="#606060", lw=0.8))
+            ax.text(j + 0.5, i + 0.5, texts[i][j], ha="center", va="center", fontsize=fontsize,
+                    color="black" if text_colours is None else text_colours[i][j],
+                    fontweight="bold" if bold is not None and bold[i][j] else "normal",
+                    gid="cell")
+    ax.set_xlim(-0.15, cols + 0.15)
+    ax.set_ylim(rows + 0.15, -0.15)
+    ax.set_aspect("equal")
+    ax.set_anchor("N")  # grids of different heights line up at the top
+    ax.axis("off")
+
+
+def _operator(ax: Axes, symbol: str) -> None:
+    ax.text(0.5, 0.5, symbol, ha="center", va="center", fontsize=22, transform=ax.transAxes)
+    ax.axis("off")
+
+
+# --- grid diagrams ----------------------------------------------------------------------------
+
+def _window_cells(top: int, left: int, kh: int, kw: int, dh: int, dw: int) -> list[tuple]:
+    return [(top + a * dh, left + b * dw) for a in range(kh) for b in range(kw)]
+
+
+def outline(ax: Axes, top: int, left: int, height: int, width: int, colour: str,
+            style: str = "-") -> None:
+    """Outline the cells rows top..top+height-1, columns left..left+width-1 (grid coordinates)."""
+    from matplotlib.patches import Rectangle
+
+    ax.add_patch(Rectangle((left, top), width, height, fill=False, edgecolor=colour, lw=3,
+                           linestyle=style, zorder=5))
+
+
+def plot_conv_grid(x: Any, kernel: Any, padding: Any = 0, stride: Any = 1, dilation: Any = 1,
+                   position: tuple[int, int] = (0, 0)) -> Figure:
+    """Draw one step of a convolution with all its numbers; returns the Figure.
+
+    ``x`` (H, W) and ``kernel`` (kH, kW) are small grids (at most 16x16 with padding). Panels:
+    the input with its padding as a ring of gray zeros, the kernel window at output
+    ``position`` = (row, column) shaded blue (each cell also shows the kernel weight it meets,
+    small), the next window one stride away outlined in orange with an arrow; the kernel; and
+    the output with the produced cell shaded. The title writes out the sum of products.
+    Numbers come from ``cnnlab.ops.conv2d``.
+    """
+    where = "plot_conv_grid"
+    grid = as_grid(x, "x", where, "plot_conv_grid draws one channel; for several channels use "
+                 "plot_channel_sum(x, weight).")
+    k = as_grid(kernel, "kernel", where, "The kernel is one 2-D grid (kH, kW), e.g. "
+              "[[0, 1, 2], [2, 2, 0], [0, 1, 2]].")
+    ph, pw = as_pair(padding, "padding", where, minimum=0)
+    sh, sw = as_pair(stride, "stride", where, minimum=1)
+    dh, dw = as_pair(dilation, "dilation", where, minimum=1)
+    out = ops.conv2d(grid, k, stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw))
+    padded = np.pad(grid, ((ph, ph), (pw, pw)))
+    _check_small(padded.shape, "x with its padding", where)
+    _check_small(k.shape, "kernel", where)
+    i, j = _position(position, out.shape, where)
+    kh, kw = k.shape
+    top, left = i * sh, j * sw
+    window = _window_cells(top, left, kh, kw, dh, dw)
+
+    rows, cols = padded.shape
+    is_pad = np.ones(padded.shape, dtype=bool)
+    is_pad[ph:ph + grid.shape[0], pw:pw + grid.shape[1]] = False
+    fills = [[PAD if is_pad[r, c] else CELL for c in range(cols)] for r in range(rows)]
+    colours = [[PAD_TEXT if is_pad[r, c] else "black" for c in range(cols)]
+               for r in range(rows)]
+    for r, c in window:
+        fills[r][c] = WINDOW
+
+    plt = _pyplot()
+    height = max(rows, kh, out.shape[0])
+    fig, axes = plt.subplots(1, 5, figsize=(0.55 * (cols + kw + out.shape[1]) + 3.0,
+                                            0.55 * height + 1.8),
+                             width_ratios=[cols + 1, 1.2, kw, 1.2, out.shape[1]],
+                             layout="constrained")
+    ax_in, ax_times, ax_k, ax_eq, ax_out = axes
+    draw_grid(ax_in, padded, fills, colours)
+    for (r, c), weight in zip(window, k.ravel(), strict=True):
+        ax_in.text(c + 0.93, r + 0.93, fmt(weight), ha="right", va="bottom", fontsize=7,
+                   color=WINDOW_EDGE)
+    span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    outline(ax_in, top, left, span_h, span_w, WINDOW_EDGE)
+    _draw_stride(ax_in, (i, j), out.shape, (sh, sw), (span_h, span_w))
+    extras = [f"padding {ph}" if ph == pw else f"padding ({ph}, {pw})",
+              f"stride {sh}" if sh == sw else f"stride ({sh}, {sw})"]
+    if (dh, dw) != (1, 1):
+        extras.append(f"dilation {dh}" if dh == dw else f"dilation ({dh}, {dw})")
+    ax_in.set_title(f"input ({size_text(grid.shape)})\n" + ", ".join(extras), fontsize=11)
+
+    _operator(ax_times, "*")
+    draw_grid(ax_k, k, [[KERNEL] * kw for _ in range(kh)])
+    ax_k.set_title(f"kernel ({size_text(k.shape)})", fontsize=11)
+    _operator(ax_eq, "=")
+    out_fills = [[CELL] * out.shape[1] for _ in range(out.shape[0])]
+    out_fills[i][j] = WINDOW
+    draw_grid(ax_out, out, out_fills)
+    outline(ax_out, i, j, 1, 1, WINDOW_EDGE)
+    ax_out.set_title(f"output ({size_text(out.shape)})", fontsize=11)
+
+    values = [padded[r, c] for r, c in window]
+    fig.suptitle(sum_of_products(f"output[{i}, {j}]", values, k, out[i, j]), fontsize=11)
+    return fig
+
+
+def _position(position: Any, out_shape: tuple[int, int], where: str) -> tuple[int, int]:
+    if not isinstance(position, (tuple, list)) or len(position) != 2:
+        raise TypeError(message(where, "`position` as a (row, column) pair of the output",
+                                describe(position), "For the top-left output use (0, 0)."))
+    i = as_int(position[0], "position[0]", where, minimum=0)
+    j = as_int(position[1], "position[1]", where, minimum=0)
+    if i >= out_shape[0] or j >= out_shape[1]:
+        raise ValueError(message(where, f"a `position` inside the output of shape "
+                                 f"{size_text(out_shape)} (rows 0..{out_shape[0] - 1}, columns "
+                                 f"0..{out_shape[1] - 1})", f"position=({i}, {j})",
+                                 "Positions count output cells, starting at 0."))
+    return i, j
+
+
+def _draw_stride(ax: Axes, ij: tuple[int, int], out_shape: tuple[int, int],
+                 stride: tuple[int, int], span: tuple[int, int]) -> None:
+    """Outline the next window (right, else below) and draw an arrow of one stride."""
+    i, j = ij
+    if j + 1 < out_shape[1]:
+        step = (0, stride[1])
+    elif i + 1 < out_shape[0]:
+        step = (stride[0], 0)
+    else:
+        return  # a single output position: no next window
+    top, left = i * stride[0], j * stride[1]
+    outline(ax, top + step[0], left + step[1], span[0], span[1], NEXT_EDGE, "--")
+    rows, cols = ax.get_ylim()[0] - 0.15, ax.get_xlim()[1] - 0.15  # grid size
+    if step[0] == 0:  # arrow above the grid, from this window's column to the next one's
+        start, end = (left + 0.5, -0.35), (left + step[1] + 0.5, -0.35)
+        label = {"x": (start[0] + end[0]) / 2, "y": -0.5, "ha": "center", "va": "bottom"}
+    else:  # arrow right of the grid, from this window's row to the next one's
+        start, end = (cols + 0.35, top + 0.5), (cols + 0.35, top + step[0] + 0.5)
+        label = {"x": cols + 0.5, "y": (start[1] + end[1]) / 2, "ha": "left", "va": "center",
+                 "rotation": 90}
+    ax.annotate("", xy=end, xytext=start, annotation_clip=False,
+                arrowprops={"arrowstyle": "->", "color": NEXT_EDGE, "lw": 2})
+    x, y = label.pop("x"), label.pop("y")
+    ax.text(x, y, f"stride {max(step)}", color=NEXT_EDGE, fontsize=9, clip_on=False, **label)
+    ax.set_xlim(ax.get_xlim()[0], cols + 1.0)
+    ax.set_ylim(rows + 0.15, -0.9)
+
+
+def sum_of_products(label: str, values: list, kernel: np.ndarray, result: float,
+                     bias: float | None = None) -> str:
+    """'label = (a*w + ...) + (...) = result', one bracket per kernel row (if not too long)."""
+    kh, kw = kernel.shape
+    if kh * kw > 25:
+        terms = f"sum of {kh * kw} products"
+    else:
+        rows = []
+        for a in range(kh):
+            products = [f"{fmt(values[a * kw + b])}*{fmt(kernel[a, b])}" for b in range(kw)]
+            rows.append("(" + " + ".join(products) + ")" if kw > 1 else products[0])
+        per_line = 3 if kw <= 3 else 1
+        lines = [" + ".join(rows[n:n + per_line]) for n in range(0, kh, per_line)]
+        terms = "\n+ ".join(lines)
+    if bias is not None:
+        terms += f" + bias {fmt(bias)}"
+    return f"{label} = {terms} = {fmt(result)}"
+
+
+def plot_channel_sum(x: Any, weight: Any, bias: Any = None) -> Figure:
+    """How a multi-channel convolution makes ONE output map; returns the Figure.
+
+    ``x`` is (C, H, W), ``weight`` is (C, kH, kW) (or (1, C, kH, kW)), ``bias`` a number or
+    None; no padding, stride 1. One row per input channel: channel c * kernel slice c =
+    partial map c. On the right: the sum of the partial maps (+ bias) = the output map.
+    All grids show their numbers (at most 16x16 each).
+    """
+    where = "plot_channel_sum"
+    inp = as_array(x, "x", where)
+    w = as_array(weight, "weight", where)
+    if w.ndim == 4 and w.shape[0] == 1:
+        w = w[0]
+    if inp.ndim != 3:
+        hint = ("For one channel use plot_conv_grid(x, kernel)." if inp.ndim == 2 else
+                "Pass one image (C, H, W), e.g. x[0]." if inp.ndim == 4 else "")
+        raise ValueError(message(where, "`x` of shape (C, H, W)", f"shape {inp.shape}", hint))
+    if w.ndim != 3:
+        hint = ("With several filters, pass one: weight[o] is (C, kH, kW)." if w.ndim == 4
+                else "Give one kH x kW slice per input channel: shape (C, kH, kW).")
+        raise ValueError(message(where, "`weight` of shape (C, kH, kW) (one filter)",
+                                 f"shape {w.shape}", hint))
+    if w.shape[0] != inp.shape[0]:
+        raise ValueError(message(where, f"one kernel slice per input channel ({inp.shape[0]})",
+                                 f"weight of shape {w.shape} with {w.shape[0]} slices",
+                                 "weight.shape[0] must equal x.shape[0]."))
+    b = 0.0
+    if bias is not None:
+        b_arr = as_array(bias, "bias", where)
+        if b_arr.size != 1:
+            raise ValueError(message(where, "`bias` as one number (one output map)",
+                                     f"shape {b_arr.shape}", "Use bias[o] for filter o."))
+        b = float(b_arr.reshape(()))
+    _check_small(inp.shape[1:], "each channel of x", where)
+    channels = inp.shape[0]
+    partials = [ops.conv2d(inp[c], w[c]) for c in range(channels)]
+    total = ops.conv2d(inp, w[None], bias=None if bias is None else [b])
+
+    plt = _pyplot()
+    h, wid = inp.shape[1:]
+    kh, kw = w.shape[1:]
+    ho, wo = total.shape[1:]
+    fig = plt.figure(figsize=(0.5 * (wid + kw + 2 * wo) + 4.5, (0.5 * h + 0.9) * channels + 1),
+                     layout="constrained")
+    spec = fig.add_gridspec(channels, 7, width_ratios=[wid, 1.2, kw, 1.2, wo, 2.2, wo])
+    for c in range(channels):
+        ax = fig.add_subplot(spec[c, 0])
+        draw_grid(ax, inp[c])
+        ax.set_title(f"input channel {c} ({h}x{wid})", fontsize=10)
+        _operator(fig.add_subplot(spec[c, 1]), "*")
+        ax = fig.add_subplot(spec[c, 2])
+        draw_grid(ax, w[c], [[KERNEL] * kw for _ in range(kh)])
+        ax.set_title(f"kernel slice {c} ({kh}x{kw})", fontsize=10)
+        _operator(fig.add_subplot(spec[c, 3]), "=")
+        ax = fig.add_subplot(spec[c, 4])
+        draw_grid(ax, partials[c], [[WINDOW] * wo for _ in range(ho)])
+        ax.set_title(f"partial map {c}", fontsize=10)
+    sum_text = "sum over\nchannels" + (f"\n+ bias {fmt(b)}" if bias is not None else "")
+    ax = fig.add_subplot(spec[:, 5])
+    ax.text(0.5, 0.5, sum_text + "\n=", ha="center", va="center", fontsize=12,
+            transform=ax.transAxes)
+    ax.axis("off")
+    ax = fig.add_subplot(spec[:, 6])
+    draw_grid(ax, total[0], [[WINDOW] * wo for _ in range(ho)])
+    ax.set_title(f"output map ({ho}x{wo})", fontsize=10)
+    first = " + ".join(fmt(p[0, 0]) for p in partials)
+    bias_text = f" + {fmt(b)}" if bias is not None else ""
+    fig.suptitle(f"{channels} input channels, one filter of shape {channels}x{kh}x{kw} -> one "
+                 f"output map; e.g. output[0, 0] = {first}{bias_text} = {fmt(total[0, 0, 0])}")
+    return fig
+
+
+def plot_pool_grid(x: Any, kernel_size: Any = 2, stride: Any = None, mode: str = "max") -> Figure:
+    """Draw pooling on a small grid: each window in its own colour, and the pooled output.
+
+    ``x`` is (H, W) (at most 16x16); ``stride`` defaults to ``kernel_size``; ``mode`` is
+    "max" (the winning cell of each window is bold) or "avg". Numbers come from
+    ``cnnlab.ops.max_pool2d`` / ``avg_pool2d``. Returns the Figure.
+    """
+    where = "plot_pool_grid"
+    if mode not in ("max", "avg"):
+        raise ValueError(message(where, '`mode` "max" or "avg"', repr(mode),
+                                 'Use mode="avg" for average pooling.'))
+    grid = as_grid(x, "x", where, "plot_pool_grid draws one channel: pass x[c] for channel c.")
+    _check_small(grid.shape, "x", where)
+    kh, kw = as_pair(kernel_size, "kernel_size", where, minimum=1)
+    sh, sw = (kh, kw) if stride is None else as_pair(stride, "stride", where, minimum=1)
+    pool = ops.max_pool2d if mode == "max" else ops.avg_pool2d
+    out = pool(grid, (kh, kw), stride=(sh, sw))
+    ho, wo = out.shape
+
+    rows, cols = grid.shape
+    fills = [[CELL] * cols for _ in range(rows)]
+    bold = np.zeros(grid.shape, dtype=bool)
+    out_fills = [[CELL] * wo for _ in range(ho)]
+    for i in range(ho):
+        for j in range(wo):
+            colour = _POOL_COLOURS[(i * wo + j + i) % len(_POOL_COLOURS)]
+            out_fills[i][j] = colour
+            block = grid[i * sh:i * sh + kh, j * sw:j * sw + kw]
+            for a in range(kh):
+                for b in range(kw):
+                    fills[i * sh + a][j * sw + b] = colour
+            if mode == "max":
+                a, b = np.unravel_index(np.argmax(block), block.shape)
+                bold[i * sh + a, j * sw + b] = True
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(0.55 * (cols + wo) + 3.5, 0.55 * rows + 2.0),
+                             width_ratios=[cols, 1.6, wo], layout="constrained")
+    draw_grid(axes[0], grid, fills, bold=bold if mode == "max" else None)
+    for i in range(ho):
+        for j in range(wo):
+            outline(axes[0], i * sh, j * sw, kh, kw, "#404040")
+    axes[0].set_title(f"input ({size_text(grid.shape)})", fontsize=11)
+    name = "max" if mode == "max" else "average"
+    _operator(axes[1], "\u2192")
+    axes[1].set_title(f"{name} of\neach window", fontsize=10)
+    draw_grid(axes[2], out, out_fills)
+    axes[2].set_title(f"output ({size_text(out.shape)})", fontsize=11)
+    step = f"stride {sh}" if sh == sw else f"stride ({sh}, {sw})"
+    fig.suptitle(f"{name} pooling {kh}x{kw}, {step}\ninput ({size_text(grid.shape)}) -> "
+                 f"output ({size_text(out.shape)}), no weights to learn")
+    return fig

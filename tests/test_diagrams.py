@@ -1,0 +1,175 @@
+"""Tests for cnnlab.diagrams: the numbers drawn in each grid are the right ones."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # shared setup: moves to tests/conftest.py once it exists
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from matplotlib.colors import to_rgba  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from cnnlab.diagrams import WINDOW, plot_channel_sum, plot_conv_grid, plot_pool_grid  # noqa: E402
+
+# the lessons' 5x5 example (lesson 02); shared example grids: move to tests/conftest.py
+X5 = [[3, 3, 2, 1, 0], [0, 0, 1, 3, 1], [3, 1, 2, 2, 3], [2, 0, 0, 2, 2], [2, 0, 0, 0, 1]]
+K3 = [[0, 1, 2], [2, 2, 0], [0, 1, 2]]
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def torch_conv(x, k, **options):
+    x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    k = torch.as_tensor(np.asarray(k, dtype=np.float32))
+    return F.conv2d(x[None, None], k[None, None], **options)[0, 0].numpy()
+
+
+def cells(ax):
+    return [t for t in ax.texts if t.get_gid() == "cell"]
+
+
+def numbers(ax):
+    """The numbers written in a grid diagram's cells, row by row."""
+    return [float(t.get_text()) for t in cells(ax)]
+
+
+def shaded(ax):
+    """Grid coordinates (row, column) of the cells shaded as the window or its output cell."""
+    return [(int(p.get_y()), int(p.get_x())) for p in ax.patches
+            if p.get_fill() and p.get_facecolor() == to_rgba(WINDOW)]
+
+
+def test_conv_grid_draws_input_kernel_and_torch_output():
+    fig = plot_conv_grid(X5, K3)
+    assert isinstance(fig, Figure)
+    ax_in, _, ax_k, _, ax_out = fig.axes
+    assert numbers(ax_in) == np.ravel(X5).tolist()
+    assert numbers(ax_k) == np.ravel(K3).tolist()
+    assert numbers(ax_out) == torch_conv(X5, K3).ravel().tolist()
+    assert shaded(ax_in) == [(r, c) for r in range(3) for c in range(3)]  # the window
+    assert shaded(ax_out) == [(0, 0)]  # the cell it produces
+    # the title writes out the sum of products and its value, 12
+    products = [f"{x}*{k}" for x, k in zip(np.ravel(np.array(X5)[:3, :3]), np.ravel(K3),
+                                           strict=True)]
+    title = fig.get_suptitle()
+    assert all(p in title for p in products) and title.endswith("= 12")
+
+
+def test_conv_grid_padding_ring_stride_and_position():
+    fig = plot_conv_grid(X5, K3, padding=1, stride=2, position=(1, 2))
+    ax_in, _, _, _, ax_out = fig.axes
+    drawn = cells(ax_in)
+    assert len(drawn) == 49  # the padded input is 7x7
+    ring = [t for t in drawn if t.get_color() != "black"]  # padding zeros in gray
+    assert len(ring) == 24 and {t.get_text() for t in ring} == {"0"}
+    expected = torch_conv(X5, K3, padding=1, stride=2)
+    assert numbers(ax_out) == expected.ravel().tolist()
+    assert shaded(ax_out) == [(1, 2)]
+    # the window of output (1, 2) starts one stride down and two right: padded row 2, column 4
+    assert shaded(ax_in) == [(r, c) for r in range(2, 5) for c in range(4, 7)]
+    assert fig.get_suptitle().endswith(f"= {expected[1, 2]:g}")
+
+
+def test_conv_grid_dilation_matches_torch():
+    fig = plot_conv_grid(X5, [[1, 0], [0, 1]], dilation=2, position=(1, 1))
+    expected = torch_conv(X5, np.eye(2), dilation=2)
+    assert numbers(fig.axes[4]) == expected.ravel().tolist()
+    assert shaded(fig.axes[0]) == [(1, 1), (1, 3), (3, 1), (3, 3)]  # every other cell
+
+
+def test_conv_grid_errors():
+    with pytest.raises(ValueError, match="plot_channel_sum"):
+        plot_conv_grid(np.ones((3, 5, 5)), K3)
+    with pytest.raises(ValueError, match="kernel"):
+        plot_conv_grid(X5, [1, 2, 3])
+    with pytest.raises(ValueError, match="position"):
+        plot_conv_grid(X5, K3, position=(3, 0))
+    with pytest.raises(TypeError, match="position"):
+        plot_conv_grid(X5, K3, position=0)
+    with pytest.raises(ValueError, match="plot_conv"):
+        plot_conv_grid(np.ones((20, 20)), K3)
+    with pytest.raises(ValueError, match="stride"):
+        plot_conv_grid(X5, K3, stride=0)
+    with pytest.raises(ValueError, match="padding"):
+        plot_conv_grid(X5, K3, padding=-1)
+    with pytest.raises(ValueError, match="larger|no larger"):
+        plot_conv_grid([[1, 2], [3, 4]], K3)
+
+
+def test_channel_sum_partial_maps_add_up_to_the_output():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 4, (3, 4, 4))
+    w = rng.integers(-1, 2, (3, 2, 2))
+    fig = plot_channel_sum(x, w, bias=1)
+    grids = [ax for ax in fig.axes if cells(ax)]
+    assert len(grids) == 3 * 3 + 1  # per channel: input, kernel slice, partial map; the output
+    partials = []
+    for c in range(3):
+        ax_x, ax_w, ax_p = grids[3 * c:3 * c + 3]
+        assert numbers(ax_x) == x[c].ravel().tolist()
+        assert numbers(ax_w) == w[c].ravel().tolist()
+        partials.append(torch_conv(x[c], w[c]))
+        assert numbers(ax_p) == partials[c].ravel().tolist()
+    out = F.conv2d(torch.tensor(x)[None].float(), torch.tensor(w)[None].float(),
+                   bias=torch.tensor([1.0]))[0, 0].numpy()
+    np.testing.assert_allclose(sum(partials) + 1, out)
+    assert numbers(grids[-1]) == out.ravel().tolist()
+    assert fig.get_suptitle().endswith(f"= {out[0, 0]:g}")
+
+
+def test_channel_sum_errors():
+    with pytest.raises(ValueError, match="plot_conv_grid"):
+        plot_channel_sum(np.ones((4, 4)), np.ones((1, 2, 2)))
+    with pytest.raises(ValueError, match="one kernel slice per input channel"):
+        plot_channel_sum(np.ones((3, 4, 4)), np.ones((2, 2, 2)))
+    with pytest.raises(ValueError, match=r"weight\[o\]"):
+        plot_channel_sum(np.ones((3, 4, 4)), np.ones((2, 3, 2, 2)))
+    with pytest.raises(ValueError, match="bias"):
+        plot_channel_sum(np.ones((3, 4, 4)), np.ones((3, 2, 2)), bias=[1, 2])
+
+
+@pytest.mark.parametrize(
+    "grid",
+    [[[3, 0, 5, 2], [1, 2, 7, 5], [4, 3, 2, 1], [3, 1, 0, 4]],
+     [[1, 3, 2, 9], [7, 4, 1, 5], [8, 5, 2, 3], [4, 2, 1, 4]]],
+)
+def test_pool_grid_max_marks_each_window_winner(grid):
+    fig = plot_pool_grid(grid)
+    ax_in, _, ax_out = fig.axes
+    expected = F.max_pool2d(torch.tensor(grid)[None].float(), 2)[0].ravel().tolist()
+    assert numbers(ax_out) == expected
+    bold = [float(t.get_text()) for t in cells(ax_in) if t.get_fontweight() == "bold"]
+    assert sorted(bold) == sorted(expected)
+    # four windows in four colours, each repeated in its output cell
+    in_colours = [p.get_facecolor() for p in ax_in.patches if p.get_fill()]
+    out_colours = [p.get_facecolor() for p in ax_out.patches if p.get_fill()]
+    assert len(set(out_colours)) == 4
+    assert [in_colours[r * 4 + c] for r in (0, 2) for c in (0, 2)] == out_colours
+
+
+def test_pool_grid_avg_and_stride():
+    grid = [[1, 3, 2, 9], [7, 4, 1, 5], [8, 5, 2, 3], [4, 2, 1, 4]]
+    fig = plot_pool_grid(grid, mode="avg")
+    assert numbers(fig.axes[2]) == [3.75, 4.25, 4.75, 2.5]
+    x = np.arange(25).reshape(5, 5)
+    fig = plot_pool_grid(x, kernel_size=3, stride=1)
+    expected = F.max_pool2d(torch.tensor(x)[None].float(), 3, stride=1)[0]
+    assert numbers(fig.axes[2]) == expected.ravel().tolist()
+
+
+def test_pool_grid_errors():
+    with pytest.raises(ValueError, match="mode"):
+        plot_pool_grid([[1, 2], [3, 4]], mode="min")
+    with pytest.raises(ValueError, match=r"x\[c\]"):
+        plot_pool_grid(np.ones((2, 4, 4)))
+    with pytest.raises(ValueError, match="kernel_size"):
+        plot_pool_grid([[1, 2], [3, 4]], kernel_size=3)
