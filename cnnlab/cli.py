@@ -19,7 +19,7 @@ _DELEGATED: dict[str, tuple[str, str, str]] = {
     "download": ("cnnlab.downloads", "main",
                  "pre-fetch datasets and AlexNet weights for offline use"),
     "assign": ("cnnlab.grading", "assign_main",
-               "build student notebooks and the autograder into dist/"),
+               "build student notebooks and the autograder from lab masters"),
     "grade": ("cnnlab.grading", "grade_main", "grade submitted notebooks into a CSV"),
 }
 
@@ -57,10 +57,20 @@ def doctor(argv: Sequence[str] = ()) -> int:
     weights = paths.torch_checkpoints_dir() / "alexnet-owt-7be5be79.pth"
     state = "present" if weights.is_file() else "missing: run `cnnlab download alexnet` online"
     lines.append(("alexnet weights", f"{weights} ({state})"))
+    lines.append(("sandbox", _sandbox_line()))
     width = max(len(key) for key, _ in lines)
     for key, value in lines:
         print(f"{key:<{width}}  {value}")
     return 0
+
+
+def _sandbox_line() -> str:
+    """Whether `cnnlab grade` can sandbox here: actually runs `bwrap ... true`."""
+    from cnnlab.grading import sandbox
+
+    works, why = sandbox.check_bwrap()
+    return "bwrap works (cnnlab grade runs submissions sandboxed)" if works else \
+        f"NOT AVAILABLE: {why}"
 
 
 def _delegate(module: str, function: str) -> Callable[[Sequence[str]], int]:

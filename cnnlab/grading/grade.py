@@ -1,0 +1,262 @@
+"""``cnnlab grade``: each submission in its own sandbox, scored in this process, one CSV row each."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from queue import Queue
+from typing import Any
+
+import numpy as np
+
+from cnnlab.grading import sandbox, scoring, static
+from cnnlab.grading.report import STATUSES, Grade, Report
+from cnnlab.grading.runner import cell_sources, decode
+
+MAX_NOTEBOOK = 20 * 2**20  # bytes: a submission larger than this is invalid, unread
+DEFAULT_TIMEOUT = 120.0
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+class Autograder:
+    """The grader-only files written by ``cnnlab assign`` (never mounted into a sandbox)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        try:
+            self.lab = json.loads((folder / "lab.json").read_text(encoding="utf-8"))
+            expected = json.loads((folder / "expected.json").read_text(encoding="utf-8"))
+            with np.load(folder / "expected.npz", allow_pickle=False) as arrays:
+                self.expected = {k: decode(v, arrays) for k, v in expected.items()}
+            self.plan = (folder / "plan.json").read_bytes()
+            self.plan_arrays = (folder / "plan.npz").read_bytes()
+        except (OSError, ValueError, KeyError) as error:
+            raise FileNotFoundError(f"{folder} is not an autograder folder from `cnnlab "
+                                    f"assign` ({type(error).__name__}: {error})") from None
+        self.name: str = self.lab["lab"]
+        self.questions = {q: float(v["points"]) for q, v in self.lab["questions"].items()}
+
+
+def read_notebook(path: Path) -> tuple[dict | None, str]:
+    """The submission as a notebook dict (size-capped before parsing), or None and why not."""
+    try:
+        if not path.is_file():
+            return None, "file not found (or not a regular file)"
+        if path.stat().st_size > MAX_NOTEBOOK:
+            return None, f"larger than {MAX_NOTEBOOK // 2**20} MB: not read"
+        data = json.loads(path.read_bytes())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        return None, f"not a Jupyter notebook ({type(error).__name__}: {str(error)[:80]})"
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+        return None, "not a Jupyter notebook (valid JSON without a list of cells)"
+    if data.get("nbformat") != 4:
+        return None, f"unsupported notebook format {str(data.get('nbformat'))[:20]!r} (need 4)"
+    return data, ""
+
+
+def _lab_of(notebook: dict) -> str | None:
+    meta = notebook.get("metadata")
+    info = meta.get("cnnlab") if isinstance(meta, dict) else None
+    lab = info.get("lab") if isinstance(info, dict) else None
+    return lab if isinstance(lab, str) else None
+
+
+def grade_one(path: Path, autograder: Autograder, limits: sandbox.Limits, slot: int = 0,
+              sandboxed: bool = True) -> Grade:
+    """Grade one submission: copy it into a fresh scratch dir, run it sandboxed, score it here."""
+    start = time.monotonic()
+    grade = Grade(str(path))
+    notebook, problem = read_notebook(path)
+    if notebook is None:
+        grade.status, grade.reason = "invalid", problem
+        return grade
+    named = _lab_of(notebook)
+    if named and named != autograder.name:
+        grade.status = "wrong-lab"
+        grade.reason = f"this notebook is for {named[:40]!r}, not {autograder.name!r}"
+        return grade
+    work = Path(tempfile.mkdtemp(prefix="cnnlab-grade-"))
+    try:
+        scratch = work / "scratch"
+        scratch.mkdir()
+        (scratch / "submission.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
+        (scratch / "plan.json").write_bytes(autograder.plan)
+        (scratch / "plan.npz").write_bytes(autograder.plan_arrays)
+        if sandboxed and os.geteuid() == 0:
+            uid = sandbox.BASE_UID + slot
+            for item in (scratch, *scratch.iterdir()):
+                os.chown(item, uid, uid)
+        run = sandbox.run(scratch, limits, slot, sandboxed)
+        sources = cell_sources(notebook)
+        checks = {cid: static.RULES[c["static"]](sources, c["function"])[1]
+                  for cid, c in autograder.lab["cases"].items() if c.get("static")}
+        if run.status == "timeout":
+            grade.status = "timeout"
+            grade.reason = (f"stopped after {limits.timeout:g} s (an infinite loop or very "
+                            "slow code?); no score")
+            return grade
+        try:
+            answers, cells = scoring.load_results(scratch / "out", list(autograder.lab["cases"]))
+        except scoring.BadResults as error:
+            last = [ln for ln in run.log_tail.strip().splitlines() if ln.strip()][-1:] or [""]
+            grade.status = "failed"
+            grade.reason = f"{error}; exit status {run.returncode}; last output: {last[0][:100]}"
+            return grade
+        grade.scores, notes = scoring.score(autograder.lab, autograder.expected, answers,
+                                            checks)
+        errors = [f"cell {c.get('cell')}: {str(c.get('error'))[:80]}" for c in cells[:2]]
+        grade.status = "errors" if cells else "ok"
+        grade.reason = "; ".join(errors + notes[:4] +
+                                 ([f"{len(notes) - 4} more cases failed"] if len(notes) > 4
+                                  else []))
+        return grade
+    except Exception as error:  # noqa: BLE001 - one bad submission must not end the run
+        grade.status, grade.reason = "failed", f"grader error: {type(error).__name__}: {error}"
+        return grade
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        grade.seconds = time.monotonic() - start
+
+
+def load_autograder(path: Path, keep: list[Path]) -> Autograder:
+    """An autograder folder, or the zip from `cnnlab assign` unpacked into a temp folder."""
+    if path.is_file() and zipfile.is_zipfile(path):
+        target = Path(tempfile.mkdtemp(prefix="cnnlab-autograder-"))
+        keep.append(target)
+        with zipfile.ZipFile(path) as archive:
+            for name in ("lab.json", "expected.json", "expected.npz", "plan.json", "plan.npz"):
+                (target / name).write_bytes(archive.read(name))
+        return Autograder(target)
+    return Autograder(path)
+
+
+def _expand(items: Sequence[Path]) -> list[Path]:
+    files: list[Path] = []
+    for item in items:
+        files += sorted(item.glob("*.ipynb")) if item.is_dir() else [item]
+    return files
+
+
+_WARNED: list[bool] = []
+
+
+def grade_all(submissions: Sequence[Path], autograder: Autograder, out: Path,
+              limits: sandbox.Limits, jobs: int, sandboxed: bool = True,
+              echo: Any = print) -> list[Grade]:
+    """Grade every submission (``jobs`` at once) into the CSV ``out``; rows kept on Ctrl-C."""
+    report = Report(out, autograder.questions)
+    slots: Queue[int] = Queue()
+    for slot in range(jobs):
+        slots.put(slot)
+    lock = threading.Lock()
+    grades: list[Grade] = []
+
+    def one(path: Path) -> Grade:
+        slot = slots.get()
+        try:
+            grade = grade_one(path, autograder, limits, slot, sandboxed)
+        finally:
+            slots.put(slot)
+        with lock:
+            report.add(grade)
+            grades.append(grade)
+            echo(f"[{len(grades)}/{len(submissions)}] {path}: {grade.total:g}/"
+                 f"{report.possible:g} {grade.status}"
+                 + (f" ({grade.reason[:120]})" if grade.reason else ""), flush=True)
+        return grade
+
+    pool = ThreadPoolExecutor(jobs)
+    try:
+        list(pool.map(one, submissions))
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)
+        echo(f"interrupted: {len(grades)} finished rows kept in {out}", file=sys.stderr)
+        with lock:
+            report.finish()
+        raise
+    pool.shutdown()
+    report.finish()
+    return grades
+
+
+def grade_main(argv: Sequence[str]) -> int:
+    """``cnnlab grade``: exit 0 when every submission was graded, 1 if some were not, 2 usage."""
+    parser = argparse.ArgumentParser(
+        prog="cnnlab grade",
+        description="Grade submitted notebooks: each runs in a bubblewrap sandbox that only "
+                    "hands back plain answers; scores are computed here from the expected "
+                    "answers of the autograder. One CSV row per submission.")
+    parser.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION",
+                        help="notebooks, or folders whose .ipynb files are all graded")
+    parser.add_argument("--out", type=Path, required=True, help="the CSV file to write")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--autograder", type=Path, metavar="PATH",
+                       help="DIR/<lab>/autograder from `cnnlab assign` (or its zip)")
+    which.add_argument("--lab", help="lab name: uses DIST/<lab>/autograder")
+    parser.add_argument("--dist", type=Path, default=Path("dist"),
+                        help="where `cnnlab assign` wrote the labs (default: dist/)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                        help=f"seconds per submission (default: {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--jobs", type=int, default=_cores(), help="submissions at once")
+    parser.add_argument("--memory", default="6G",
+                        help="address-space cap per submission (default: 6G; torch needs ~4G)")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="run student code without bubblewrap (trusted code only)")
+    args = parser.parse_args(list(argv))
+    if args.jobs < 1 or args.timeout <= 0:
+        parser.error("--jobs must be >= 1 and --timeout > 0")
+    try:
+        memory = sandbox.parse_size(args.memory)
+    except ValueError as error:
+        parser.error(str(error))
+    submissions = _expand(args.submissions)
+    if not submissions:
+        parser.error("no submissions found (a folder is searched for .ipynb files)")
+    if args.no_sandbox:
+        print("cnnlab grade: WARNING: --no-sandbox runs student code unconfined, with your "
+              "files and network in reach", file=sys.stderr)
+    else:
+        works, why = sandbox.check_bwrap()
+        if not works:
+            print(f"cnnlab grade: {why}", file=sys.stderr)
+            return 2
+    temps: list[Path] = []
+    try:
+        folder = args.autograder or args.dist / args.lab / "autograder"
+        autograder = load_autograder(folder, temps)
+    except (FileNotFoundError, KeyError, zipfile.BadZipFile, OSError) as error:
+        print(f"cnnlab grade: {error}", file=sys.stderr)
+        return 2
+    jobs = min(args.jobs, len(submissions))
+    limits = sandbox.Limits(args.timeout, memory, max(1, _cores() // jobs))
+    print(f"grading {len(submissions)} submissions of {autograder.name}: {jobs} at a time, "
+          f"timeout {args.timeout:g} s, sandbox {'OFF' if args.no_sandbox else 'bwrap'}")
+    start = time.monotonic()
+    try:
+        grades = grade_all(submissions, autograder, args.out, limits, jobs,
+                           not args.no_sandbox)
+    finally:
+        for temp in temps:
+            shutil.rmtree(temp, ignore_errors=True)
+    count = {s: sum(g.status == s for g in grades) for s in STATUSES}
+    print(f"graded {count['ok'] + count['errors']} ({count['errors']} with cells that raised); "
+          f"invalid {count['invalid']}, wrong lab {count['wrong-lab']}, failed "
+          f"{count['failed']}, timed out {count['timeout']}; {len(grades)} submissions in "
+          f"{time.monotonic() - start:.0f} s; wrote {args.out}")
+    return 0 if count["ok"] + count["errors"] == len(grades) else 1

@@ -1,0 +1,221 @@
+"""The tiny program that runs a submission INSIDE the sandbox and hands back plain data.
+
+    python -I runner.py SCRATCH
+
+reads ``SCRATCH/submission.ipynb`` and the call plan ``SCRATCH/plan.json`` (+ ``plan.npz``),
+executes the notebook's code cells in order (a cell that raises is recorded and execution
+goes on), then runs each planned case in the student's namespace and writes
+``SCRATCH/out/results.json`` (+ ``out/arrays.npz``, ``allow_pickle=False``).
+
+It imports only the standard library and NumPy (torch only if the student does), knows no
+expected answer and no points, and is stdlib-importable on the student side too: ``encode``
+and ``decode`` (plain data <-> tagged JSON) are shared with the grader and ``grader.check``.
+Everything here runs with the student's privileges: the grader trusts none of its output.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MAX_DEPTH = 12  # nesting of lists/tuples in one answer
+MAX_ITEMS = 100_000  # scalars plus containers in one answer
+MAX_ARRAY_BYTES = 16 * 2**20  # one answer's arrays
+MAX_TEXT = 10_000  # characters of one string answer or error message
+NUMERIC_KINDS = "biuf"  # bool, int, unsigned, float dtypes
+
+
+class Unsupported(TypeError):
+    """An answer that is not plain data (numbers, strings, lists/tuples, numeric arrays)."""
+
+
+def _as_array(value: Any) -> np.ndarray | None:
+    """A NumPy copy of a NumPy array or a torch tensor, else None (torch is never imported)."""
+    if isinstance(value, np.ndarray):
+        return np.array(value, copy=True)
+    module = type(value).__module__ or ""
+    if module.startswith("torch") and type(value).__name__ in ("Tensor", "Parameter"):
+        return np.array(value.detach().cpu().numpy(), copy=True)
+    return None
+
+
+def encode(value: Any, arrays: dict[str, np.ndarray] | None = None, depth: int = 0,
+           budget: list[int] | None = None) -> Any:
+    """Plain data -> tagged JSON: {"i": 3}, {"f": 0.5}, {"b": true}, {"s": ".."}, {"n": null},
+    {"l": [..]}, {"t": [..]} and {"a": key} for an array stored in ``arrays`` (inline as
+    {"A": {"dtype", "shape", "data"}} when ``arrays`` is None). Anything else raises
+    :class:`Unsupported`."""
+    budget = [MAX_ITEMS, MAX_ARRAY_BYTES] if budget is None else budget
+    budget[0] -= 1
+    if budget[0] < 0 or depth > MAX_DEPTH:
+        raise Unsupported(f"answer too large or too deeply nested (> {MAX_ITEMS} items or "
+                          f"> {MAX_DEPTH} levels)")
+    kind = type(value)
+    if value is Ellipsis:
+        raise Unsupported("not answered yet (still `...`)")
+    if value is None:
+        return {"n": None}
+    if kind is bool or kind is np.bool_:
+        return {"b": bool(value)}
+    if kind is int or isinstance(value, np.integer):
+        number = int(value)
+        if abs(number) > 2**63:
+            raise Unsupported("integer answer too large")
+        return {"i": number}
+    if kind is float or isinstance(value, np.floating):
+        return {"f": float(value)}
+    if kind is str:
+        if len(value) > MAX_TEXT:
+            raise Unsupported(f"string answer longer than {MAX_TEXT} characters")
+        return {"s": str.__str__(value)}
+    if kind is list or kind is tuple:
+        items = [encode(v, arrays, depth + 1, budget) for v in list.__iter__(value)] \
+            if kind is list else [encode(v, arrays, depth + 1, budget)
+                                  for v in tuple.__iter__(value)]
+        return {"l" if kind is list else "t": items}
+    array = _as_array(value)
+    if array is None:
+        raise Unsupported(f"got a {kind.__module__}.{kind.__qualname__}, which is not plain "
+                          "data (a number, string, list, tuple or numeric array)")
+    if array.dtype.kind not in NUMERIC_KINDS:
+        raise Unsupported(f"arrays must be numeric, got dtype {array.dtype}")
+    budget[1] -= array.nbytes
+    if budget[1] < 0:
+        raise Unsupported(f"arrays in one answer exceed {MAX_ARRAY_BYTES // 2**20} MB")
+    if arrays is None:
+        return {"A": {"dtype": array.dtype.str, "shape": list(array.shape),
+                      "data": array.ravel().tolist()}}
+    key = f"a{len(arrays)}"
+    arrays[key] = array
+    return {"a": key}
+
+
+def decode(tree: Any, arrays: Any = None, depth: int = 0) -> Any:
+    """Tagged JSON -> plain data; raises ValueError on anything malformed (grader side too)."""
+    if depth > MAX_DEPTH + 1 or not isinstance(tree, dict) or len(tree) != 1:
+        raise ValueError("malformed answer encoding")
+    (tag, item), = tree.items()
+    if tag == "n" and item is None:
+        return None
+    if tag == "b" and type(item) is bool:
+        return item
+    if tag == "i" and type(item) is int:
+        return item
+    if tag == "f" and type(item) in (int, float):
+        return float(item)
+    if tag == "s" and type(item) is str:
+        return item
+    if tag in ("l", "t") and type(item) is list:
+        values = [decode(v, arrays, depth + 1) for v in item]
+        return values if tag == "l" else tuple(values)
+    if tag == "a" and type(item) is str and arrays is not None and item in arrays:
+        array = arrays[item]
+        if array.dtype.kind not in NUMERIC_KINDS:
+            raise ValueError("non-numeric array in an answer")
+        return array
+    if tag == "A" and type(item) is dict:
+        dtype = np.dtype(str(item.get("dtype")))
+        if dtype.kind not in NUMERIC_KINDS:
+            raise ValueError("non-numeric array in an answer")
+        return np.array(item["data"], dtype=dtype).reshape([int(n) for n in item["shape"]])
+    raise ValueError(f"malformed answer encoding (tag {tag!r})")
+
+
+def short_error(error: BaseException) -> str:
+    """'TypeError: message' on one line, at most 300 characters."""
+    text = f"{type(error).__name__}: {error}".replace("\n", " ")
+    return text[:300]
+
+
+def run_case(code: str, namespace: dict, inputs: dict) -> Any:
+    """Run a case's code (statements, then a final expression) in the student's namespace."""
+    scope = dict(namespace)
+    scope.update(inputs)
+    tree = ast.parse(code.strip(), "<case>", "exec")
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    exec(compile(tree, "<case>", "exec"), scope)  # noqa: S102 - instructor's case, own process
+    if last is None:
+        raise ValueError("a case must end with an expression")
+    return eval(compile(ast.Expression(last.value), "<case>", "eval"), scope)  # noqa: S307
+
+
+class _NoShell:
+    """Stands in for IPython inside the sandbox: magics and shell escapes do nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+def cell_sources(notebook: Any) -> list[str]:
+    """The code cells of a notebook dict as Python source, magics turned into calls."""
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        transform = TransformerManager().transform_cell
+    except ImportError:  # no IPython: drop magic lines
+        def transform(text: str) -> str:
+            return "\n".join("pass" if line.lstrip()[:1] in "%!" and line.strip() else line
+                             for line in text.splitlines())
+    sources = []
+    for cell in notebook.get("cells", []) if isinstance(notebook, dict) else []:
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        source = "".join(s for s in source if isinstance(s, str)) if isinstance(
+            source, list) else source if isinstance(source, str) else ""
+        try:
+            sources.append(transform(source))
+        except Exception:  # noqa: BLE001 - a cell IPython cannot parse still runs (and fails)
+            sources.append(source)
+    return sources
+
+
+def run_notebook(sources: list[str], namespace: dict) -> list[dict]:
+    """Execute cells in order; return [{"cell": i, "error": ...}] for cells that raised."""
+    errors = []
+    for index, source in enumerate(sources):
+        try:
+            exec(compile(source, f"<cell {index}>", "exec"), namespace)  # noqa: S102
+        except BaseException as error:  # noqa: BLE001 - SystemExit, KeyboardInterrupt too
+            errors.append({"cell": index, "error": short_error(error)})
+            traceback.print_exc(limit=2)
+    return errors
+
+
+def main(scratch: str) -> int:
+    """Run the submission and the plan in ``scratch``; write out/results.json."""
+    root = Path(scratch)
+    plan = json.loads((root / "plan.json").read_text(encoding="utf-8"))
+    with np.load(root / "plan.npz", allow_pickle=False) as stored:
+        inputs = {key: stored[key] for key in stored.files}
+    notebook = json.loads((root / "submission.ipynb").read_text(encoding="utf-8"))
+    out = root / "out"
+    out.mkdir(exist_ok=True)
+    sys.argv = ["submission.ipynb"]
+    namespace: dict = {"__name__": "__main__", "get_ipython": _NoShell,
+                       "__builtins__": __builtins__}
+    errors = run_notebook(cell_sources(notebook), namespace)
+    arrays: dict[str, np.ndarray] = {}
+    cases = {}
+    for case in plan["cases"]:
+        try:
+            given = {name: decode(tree, inputs) for name, tree in case["inputs"].items()}
+            value = run_case(case["code"], namespace, given)
+            cases[case["id"]] = {"value": encode(value, arrays)}
+        except BaseException as error:  # noqa: BLE001
+            cases[case["id"]] = {"error": short_error(error)}
+    with open(out / "arrays.npz", "wb") as f:
+        np.savez(f, **arrays)
+    text = json.dumps({"cases": cases, "cells": errors[:50]}, allow_nan=True)
+    (out / "results.json").write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,215 @@
+"""Run one submission's runner under bubblewrap, with limits, a wall timeout and capped logs.
+
+Inside the sandbox: no network, its own PID/IPC/UTS namespaces, a scrubbed environment,
+read-only binds of the system (/usr) and of the Python prefix and cnnlab package only, a fresh
+small /tmp, and one writable scratch directory (the copy of the submission and the plan).
+Limits come from setrlimit in the child (address space, file size, CPU seconds, processes)
+and a wall timeout that kills the sandbox's whole process tree. When the grader runs as root,
+the student's code runs as an unprivileged uid (one per worker slot) so that the process
+limit binds and nothing of root's is readable.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cnnlab
+
+RUNNER = Path(__file__).with_name("runner.py")
+PACKAGE_DIR = Path(cnnlab.__file__).resolve().parent
+INSTALL_HINT = ("bubblewrap (bwrap) is needed to grade safely and was not found or does not "
+                "work here. Install it: `sudo apt-get install bubblewrap` (Debian/Ubuntu), "
+                "`sudo dnf install bubblewrap` (Fedora), `sudo pacman -S bubblewrap` (Arch). "
+                "Or pass --no-sandbox to run student code unconfined (only for code you trust).")
+LOG_CAP = 64 * 1024  # bytes of the runner's output kept for the reason column
+FILE_CAP = 64 * 2**20  # largest file the sandbox may write
+BASE_UID = 61000  # + worker slot, when the grader runs as root
+ENV_KEEP = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+            "HOME": "/scratch", "TMPDIR": "/tmp", "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": "/tmp/matplotlib", "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONHASHSEED": "0"}
+
+
+@dataclass
+class Limits:
+    """Resource limits for one sandboxed run."""
+
+    timeout: float = 120.0  # wall seconds
+    memory: int = 6 * 2**30  # address-space bytes (torch alone reserves about 3.7 GB)
+    threads: int = 1  # OMP/MKL threads for NumPy and torch
+    processes: int = 256  # processes+threads of the sandbox's uid
+
+
+@dataclass
+class RunResult:
+    """What happened to one sandboxed run (the scratch dir holds any results)."""
+
+    status: str  # "done" or "timeout"
+    returncode: int | None
+    log_tail: str
+    seconds: float
+
+
+def parse_size(text: str) -> int:
+    """'4G', '512M', '2000000' -> bytes; ValueError with the expected form otherwise."""
+    units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    text = str(text).strip().upper().removesuffix("B")
+    try:
+        if text and text[-1] in units:
+            return int(float(text[:-1]) * units[text[-1]])
+        return int(text)
+    except ValueError:
+        raise ValueError(f"--memory expects a size such as 4G or 512M, got {text!r}") from None
+
+
+def python_prefixes() -> list[Path]:
+    """The Python installation(s) the runner needs, real paths, without duplicates."""
+    found: list[Path] = []
+    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}:
+        path = Path(prefix).resolve()
+        if path != Path("/usr") and not any(path == p or p in path.parents for p in found):
+            found.append(path)
+    return sorted(found)
+
+
+def _ancestors(paths: list[Path]) -> list[Path]:
+    seen: list[Path] = []
+    for path in paths:
+        for parent in reversed(path.parents):
+            if parent != Path("/") and parent not in seen:
+                seen.append(parent)
+    return seen
+
+
+def bwrap_command(scratch: Path, slot: int, limits: Limits) -> list[str]:
+    """The bwrap command line that runs the runner on ``scratch`` (see the module docstring)."""
+    bwrap = shutil.which("bwrap") or "bwrap"
+    binds = python_prefixes() + [PACKAGE_DIR]
+    command = [bwrap, "--die-with-parent", "--new-session", "--clearenv",
+               "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+               "--unshare-cgroup-try", "--ro-bind", "/usr", "/usr"]
+    root = os.geteuid() == 0
+    if not root:
+        command.insert(1, "--unshare-user")
+    for name in ("bin", "lib", "lib32", "lib64", "sbin"):
+        link = Path("/") / name
+        if link.is_symlink():
+            command += ["--symlink", os.readlink(link), str(link)]
+        elif link.is_dir():
+            command += ["--ro-bind", str(link), str(link)]
+    for folder in _ancestors(binds):
+        if not any(folder == b or b in folder.parents for b in binds):
+            command += ["--perms", "0755", "--dir", str(folder)]
+    for path in binds:
+        command += ["--ro-bind", str(path), str(path)]
+    command += ["--proc", "/proc", "--dev", "/dev", "--size", str(256 * 2**20),
+                "--tmpfs", "/tmp", "--size", str(64 * 2**20), "--tmpfs", "/dev/shm",
+                "--bind", str(scratch), "/scratch", "--chdir", "/scratch"]
+    env = dict(ENV_KEEP, OMP_NUM_THREADS=str(limits.threads),
+               MKL_NUM_THREADS=str(limits.threads), OPENBLAS_NUM_THREADS=str(limits.threads))
+    for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # machine facts, not secrets
+        if key in os.environ:
+            env[key] = os.environ[key]
+    for key, value in sorted(env.items()):
+        command += ["--setenv", key, value]
+    command.append("--")
+    if root:
+        uid = str(BASE_UID + slot)
+        command += ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                    "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all"]
+    python = Path(sys.executable).resolve()
+    return command + [str(python), "-I", str(RUNNER), "/scratch"]
+
+
+def plain_command(scratch: Path) -> list[str]:
+    """--no-sandbox: the runner as a plain child process (limits still apply)."""
+    return [sys.executable, "-I", str(RUNNER), str(scratch)]
+
+
+def _limit(limits: Limits, sandboxed: bool) -> None:
+    """Runs in the child between fork and exec: resource limits, default SIGXFSZ."""
+    resource.setrlimit(resource.RLIMIT_AS, (limits.memory, limits.memory))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_CAP, FILE_CAP))
+    cpu = int(limits.timeout) + 5
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if sandboxed and os.geteuid() == 0:
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+
+
+def _kill(process: subprocess.Popen) -> None:
+    """Kill the sandbox: bwrap's session (its PID namespace dies with its init)."""
+    for target in (lambda: os.killpg(process.pid, signal.SIGKILL),
+                   lambda: process.kill()):
+        try:
+            target()
+        except (ProcessLookupError, PermissionError):
+            pass
+    process.wait()
+
+
+def read_tail(path: Path, cap: int = LOG_CAP) -> str:
+    """The last ``cap`` bytes of a log file, read without loading the rest."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - cap))
+            return f.read(cap).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def run(scratch: Path, limits: Limits, slot: int = 0, sandboxed: bool = True) -> RunResult:
+    """Run the runner on ``scratch`` under the sandbox (or not), wait at most the timeout."""
+    start = time.monotonic()
+    command = bwrap_command(scratch, slot, limits) if sandboxed else plain_command(scratch)
+    env = {**ENV_KEEP, "OMP_NUM_THREADS": str(limits.threads), "HOME": str(scratch),
+           "TMPDIR": str(scratch)} if not sandboxed else {"PATH": "/usr/bin:/bin"}
+    log = scratch.parent / "log.txt"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            cwd=scratch, env=env, start_new_session=True,
+            preexec_fn=lambda: _limit(limits, sandboxed))  # noqa: PLW1509
+        try:
+            process.wait(timeout=limits.timeout)
+            status = "done"
+        except subprocess.TimeoutExpired:
+            status = "timeout"
+        finally:
+            _kill(process)
+    return RunResult(status, process.returncode, read_tail(log), time.monotonic() - start)
+
+
+_WORKS: dict[str, bool] = {}
+
+
+def check_bwrap() -> tuple[bool, str]:
+    """Whether bwrap runs `true` in a sandbox like the grader's here, and why not if not."""
+    if "ok" in _WORKS:
+        return _WORKS["ok"], "" if _WORKS["ok"] else INSTALL_HINT
+    path = shutil.which("bwrap")
+    if path is None:
+        return False, INSTALL_HINT
+    command = bwrap_command(Path("/tmp"), 0, Limits())
+    command = command[:command.index("--") + 1] + ["/usr/bin/true"]
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return False, f"{path} failed ({error}). {INSTALL_HINT}"
+    _WORKS["ok"] = done.returncode == 0
+    if done.returncode:
+        detail = done.stderr.decode(errors="replace").strip()[:200]
+        return False, f"{path} is installed but cannot create a sandbox here ({detail}); " \
+                      "unprivileged user namespaces may be disabled"
+    return True, ""
