@@ -425,7 +425,8 @@ def _palette() -> Image.Image:
 
 def _encode_gif(frames: list[Image.Image], durations: list[int]) -> bytes:
     palette = _palette()
-    indexed = [frame.quantize(palette=palette, dither=0)  # 0: no dithering for frame in frames]
+    # dither=0: no dithering, so every fill keeps its exact palette colour
+    indexed = [frame.quantize(palette=palette, dither=0) for frame in frames]
     buffer = io.BytesIO()
     indexed[0].save(buffer, format="GIF", save_all=True, append_images=indexed[1:],
                     duration=durations, loop=0)
