@@ -16,7 +16,7 @@ import pytest
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / (
     "08_gradients_through_convolution.ipynb")
 INSTALL_LINE = (
-    'import importlib.util, subprocess, sys; importlib.util.find_spec("cnnlab") or '
+    'import importlib.util, subprocess, sys; _ = importlib.util.find_spec("cnnlab") or '
     'subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "cnnlab"])  '
     "# hosted runtimes (Colab, Kaggle): installs cnnlab first, see the README")
 
@@ -105,10 +105,12 @@ def test_exercises_start_unanswered_and_solutions_are_hidden():
     unanswered = re.compile(r"^answer_\w+ = \.\.\.", re.M)
     exercises = [i for i, c in enumerate(cells)
                  if c["cell_type"] == "code" and unanswered.search(_source(c))]
-    assert len(exercises) >= 4
-    for i in exercises:
-        assert "not answered yet" in _text(cells[i]) and "correct" not in _text(cells[i])
-        solution = cells[i + 1]
+    assert len(exercises) == 5
+    for i in exercises:  # the answer cell, its check, then the hidden solution
+        check, solution = cells[i + 1], cells[i + 2]
+        assert "check_answer" in _source(check) and "check_answer" not in _source(cells[i])
+        assert "not answered yet" in _text(check) and "correct" not in _text(check)
+        assert not check["metadata"].get("jupyter", {}).get("source_hidden")
         assert solution["metadata"].get("jupyter", {}).get("source_hidden") is True
         assert "check_answer" in _source(solution) and "..." not in _source(solution)
         assert ": correct" in _text(solution) and "not yet" not in _text(solution)
