@@ -4,10 +4,10 @@ A PNG read from disk, or an array from ``plt.imread``, is laid out HWC (height, 
 channels). PyTorch wants NCHW (batch, channels, height, width). ``to_nchw`` goes one way,
 ``to_hwc`` goes back for ``plt.imshow``.
 
-The layout rule for 3-D input (used by both): an array (a, b, c) is HWC when its last axis has
-1, 3 or 4 entries (gray, RGB, RGBA) and its first axis is larger; otherwise it is CHW. So
-(266, 400, 3) is a photo in HWC, (3, 266, 400) is CHW, (1, 28, 28) is a one-channel CHW image,
-and the ambiguous (3, 3, 3) counts as CHW.
+The layout rule for 3-D input (``looks_hwc``, defined in ``cnnlab._checks`` and used by every
+module): an array (a, b, c) is HWC when its last axis has 1, 3 or 4 entries (gray, RGB, RGBA)
+and its first axis is larger; otherwise it is CHW. So (266, 400, 3) is a photo in HWC,
+(3, 266, 400) is CHW, (1, 28, 28) is a one-channel CHW image, and (3, 3, 3) counts as CHW.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from cnnlab import paths
-from cnnlab._checks import as_array, describe, is_tensor, message
+from cnnlab._checks import as_array, as_float_tensor, describe, looks_hwc, message
 
 _MODES = ("rgb", "gray")
 # ITU-R BT.601 luma weights, the ones Pillow's convert("L") uses.
@@ -78,28 +78,13 @@ def load_image(name_or_path: str | Path, mode: str = "rgb") -> torch.Tensor:
                     f"Pillow said: {error}")
         ) from error
     chw = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
-    if mode == "gray":
-        weights = torch.tensor(_LUMA, dtype=torch.float32).view(3, 1, 1)
-        chw = (chw * weights).sum(dim=0, keepdim=True).clamp(0.0, 1.0)
-    return chw
+    return rgb_to_gray(chw).clamp(0.0, 1.0) if mode == "gray" else chw
 
 
-def looks_hwc(shape: tuple[int, ...]) -> bool:
-    """The layout rule for a 3-D shape: True means HWC, False means CHW (see module docstring)."""
-    return len(shape) == 3 and shape[-1] in (1, 3, 4) and shape[0] > shape[-1]
-
-
-def _as_float_tensor(image: Any, where: str) -> torch.Tensor:
-    """A tensor or array as a float32 tensor; uint8 data (0..255) is scaled to [0, 1]."""
-    if is_tensor(image):
-        if image.is_complex():
-            as_array(image, "image", where)  # raises the teaching TypeError
-        tensor = image
-    else:
-        tensor = torch.from_numpy(np.ascontiguousarray(as_array(image, "image", where)))
-    if tensor.dtype == torch.uint8:
-        return tensor.float() / 255.0
-    return tensor.float()
+def rgb_to_gray(x: torch.Tensor) -> torch.Tensor:
+    """RGB (..., 3, H, W) -> gray (..., 1, H, W): 0.299 R + 0.587 G + 0.114 B, as Pillow's "L"."""
+    weights = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    return (x * weights).sum(dim=-3, keepdim=True)
 
 
 def to_nchw(image: Any) -> torch.Tensor:
@@ -115,7 +100,7 @@ def to_nchw(image: Any) -> torch.Tensor:
     otherwise CHW. uint8 values (0..255) are divided by 255; other numbers are kept as they are.
     """
     where = "to_nchw"
-    x = _as_float_tensor(image, where)
+    x = as_float_tensor(image, "image", where)
     if x.dim() == 2:
         return x.unsqueeze(0).unsqueeze(0)
     if x.dim() == 3:
@@ -140,10 +125,7 @@ def to_hwc(image: Any) -> np.ndarray:
     a colormap). Values are not changed: RGB floats should lie in [0, 1] for imshow.
     """
     where = "to_hwc"
-    if is_tensor(image):
-        array = image.detach().cpu().numpy()
-    else:
-        array = as_array(image, "image", where)
+    array = as_array(image, "image", where)
     if array.ndim == 4:
         if array.shape[0] != 1:
             raise ValueError(

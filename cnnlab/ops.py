@@ -16,7 +16,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from cnnlab._checks import as_array, as_pair, message
+from cnnlab._checks import as_array, as_nchw, as_pair, layout_hint, looks_hwc, message
+from cnnlab.shapes import conv_output_size, padding_sides
 
 Pair = int | tuple[int, int]
 
@@ -59,21 +60,26 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: Pair = 1,
 
 def conv2d_loops(x: Any, weight: Any, bias: Any = None, stride: Pair = 1,
                  padding: Pair | str = 0, dilation: Pair = 1) -> np.ndarray:
-    """2-D convolution with plain loops: the definition, one output number at a time."""
-    p = _prepare_conv("conv2d_loops", x, weight, bias, stride, padding, dilation)
-    n_images, out_channels = p.x.shape[0], p.weight.shape[0]
-    _, _, kh, kw = p.weight.shape
-    (sh, sw), (dh, dw), (ho, wo) = p.stride, p.dilation, p.out_hw
-    out = np.zeros((n_images, out_channels, ho, wo), dtype=p.x.dtype)
+    """2-D convolution with plain loops: the definition, one output number at a time.
+
+    x (N, C, H, W), weight (O, C, kH, kW), bias (O,) -> (N, O, Ho, Wo); see the module docstring.
+    """
+    x, weight, bias, (sh, sw), (dh, dw), (top, bottom, left, right), rank = _check_conv(
+        "conv2d_loops", x, weight, bias, stride, padding, dilation)
+    x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))  # zeros around each image
+    n_images, _, height, width = x.shape
+    out_channels, _, kh, kw = weight.shape
+    out_h = conv_output_size(height, kh, sh, dilation=dh)
+    out_w = conv_output_size(width, kw, sw, dilation=dw)
+    out = np.zeros((n_images, out_channels, out_h, out_w), dtype=x.dtype)
     for n in range(n_images):
         for o in range(out_channels):
-            for i in range(ho):
-                for j in range(wo):
-                    top, left = i * sh, j * sw  # where the window starts in the padded input
-                    window = p.x[n, :, top:top + dh * (kh - 1) + 1:dh,
-                                 left:left + dw * (kw - 1) + 1:dw]
-                    out[n, o, i, j] = np.sum(window * p.weight[o]) + p.bias[o]
-    return _restore_rank(out, p.rank)
+            for i in range(out_h):
+                for j in range(out_w):
+                    row, col = i * sh, j * sw  # where the window starts in the padded input
+                    window = x[n, :, row:row + dh * (kh - 1) + 1:dh, col:col + dw * (kw - 1) + 1:dw]
+                    out[n, o, i, j] = np.sum(window * weight[o]) + bias[o]
+    return _restore_rank(out, rank)
 
 
 def max_pool2d(x: Any, kernel_size: Pair, stride: Pair | None = None,
@@ -96,35 +102,15 @@ def avg_pool2d(x: Any, kernel_size: Pair, stride: Pair | None = None,
 
 # --- validation and reshaping -------------------------------------------------------------
 
-_LAYOUT_HINT = {
-    3: "It looks like an HWC image (height, width, channels), as read from a PNG; move the "
-       "channels first with x.transpose(2, 0, 1) (NumPy) or x.permute(2, 0, 1) (torch).",
-    4: "It looks like NHWC (channels last); convert with x.transpose(0, 3, 1, 2) (NumPy) or "
-       "x.permute(0, 3, 1, 2) (torch).",
-}
-
-
-def _as_nchw(where: str, x: np.ndarray, rank_names: str) -> np.ndarray:
-    """Validate the rank and size of ``x`` and view it as (N, C, H, W)."""
-    if x.ndim not in (2, 3, 4):
-        hints = {0: "A single number is not an image.",
-                 1: "A 1-D row is not an image; reshape it into 2-D, e.g. x.reshape(h, w).",
-                 5: "Remove the extra axis; a batch of images is 4-D (N, C, H, W)."}
-        raise ValueError(message(where, f"`x` of rank 2, 3 or 4 ({rank_names})",
-                                 f"rank {x.ndim} with shape {x.shape}", hints.get(x.ndim, "")))
-    if x.size == 0:
-        raise ValueError(message(where, "`x` with at least one channel, row and column",
-                                 f"shape {x.shape}", "An axis of size 0 leaves nothing to "
-                                 "convolve; check how the input was sliced or built."))
-    return x.reshape((1,) * (4 - x.ndim) + x.shape)
-
-
-def _prepare_conv(where: str, x: Any, weight: Any, bias: Any, stride: Any, padding: Any,
-                  dilation: Any) -> _Conv:
+def _check_conv(where: str, x: Any, weight: Any, bias: Any, stride: Any, padding: Any,
+                dilation: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int],
+                                        tuple[int, int], tuple[int, int, int, int], int]:
+    """Validate a convolution; return x (N, C, H, W) unpadded, weight (O, C, kH, kW), bias (O,)
+    in one float dtype, stride, dilation, pads (top, bottom, left, right) and x's rank."""
     x = as_array(x, "x", where)
     weight = as_array(weight, "weight", where)
     rank = x.ndim
-    x4 = _as_nchw(where, x, "(H, W), (C, H, W) or (N, C, H, W)")
+    x4 = as_nchw(x, where)
     if rank == 2 and weight.ndim == 2:
         weight = weight[None, None]
     elif rank == 2 and weight.ndim == 4:
@@ -143,11 +129,9 @@ def _prepare_conv(where: str, x: Any, weight: Any, bias: Any, stride: Any, paddi
                                  f"shape {weight.shape}", "Check how the weight was built."))
     out_channels, in_channels, kh, kw = weight.shape
     if x4.shape[1] != in_channels:
-        hint = "Give the layer as many input channels as the image has."
-        if rank >= 3 and x.shape[-1] == in_channels and x.shape[-1] in (1, 3, 4):
-            hint = _LAYOUT_HINT[rank]
-        elif x4.shape[1] == 4 and in_channels == 3:
-            hint = "This looks like an RGBA image; drop the alpha channel with x[..., :3, :, :]."
+        fixed = x.shape[-1] if looks_hwc(x.shape) else 3 if x4.shape[1] == 4 else None
+        hint = (layout_hint(x.shape) if fixed == in_channels else
+                "Give the layer as many input channels as the image has.")
         raise ValueError(message(where, f"x with {in_channels} channel(s) to match weight "
                                  f"{weight.shape} (O, C, kH, kW)",
                                  f"x of shape {x.shape} with {x4.shape[1]} channel(s) on axis "
@@ -164,9 +148,21 @@ def _prepare_conv(where: str, x: Any, weight: Any, bias: Any, stride: Any, paddi
             f"a window of {spans[0]}x{spans[1]} (kernel {kh}x{kw}, dilation {dilation})",
             "Use a smaller kernel, or add padding (padding=k//2 keeps the size)."))
     dtype = np.result_type(x4.dtype, weight.dtype, np.float32)
-    out_hw = ((height - spans[0]) // stride[0] + 1, (width - spans[1]) // stride[1] + 1)
-    return _Conv(_pad(x4.astype(dtype, copy=False), pads, 0), weight.astype(dtype, copy=False),
-                 bias_vec.astype(dtype, copy=False), stride, dilation, out_hw, rank)
+    return (x4.astype(dtype, copy=False), weight.astype(dtype, copy=False),
+            bias_vec.astype(dtype, copy=False), stride, dilation, pads, rank)
+
+
+def _prepare_conv(where: str, x: Any, weight: Any, bias: Any, stride: Any, padding: Any,
+                  dilation: Any) -> _Conv:
+    """Validate a convolution and pad x: the problem as ``conv2d`` (and backward) use it."""
+    x4, weight, bias, stride, dilation, pads, rank = _check_conv(
+        where, x, weight, bias, stride, padding, dilation)
+    top, bottom, left, right = pads
+    padded = np.pad(x4, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    _, _, kh, kw = weight.shape
+    out_hw = (conv_output_size(padded.shape[2], kh, stride[0], dilation=dilation[0]),
+              conv_output_size(padded.shape[3], kw, stride[1], dilation=dilation[1]))
+    return _Conv(padded, weight, bias, stride, dilation, out_hw, rank)
 
 
 def _prepare_bias(where: str, bias: Any, out_channels: int, rank: int) -> np.ndarray:
@@ -188,29 +184,10 @@ def _padding(where: str, padding: Any, spans: tuple[int, int],
              stride: tuple[int, int]) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) zeros for an int, an (h, w) pair, 'same' or 'valid'."""
     if isinstance(padding, str):
-        if padding == "valid":
-            return 0, 0, 0, 0
-        if padding != "same":
-            raise ValueError(message(where, "padding as an int, an (h, w) pair, 'same' or "
-                                     "'valid'", repr(padding), "Did you mean padding='same'?"))
-        if stride != (1, 1):
-            raise ValueError(message(where, "stride 1 with padding='same'", f"stride={stride}",
-                                     "As in PyTorch, 'same' needs stride 1; give the padding "
-                                     "as a number instead."))
-        (th, tw) = (spans[0] - 1, spans[1] - 1)  # total zeros; odd totals put the extra after
-        return th // 2, th - th // 2, tw // 2, tw - tw // 2
+        return (*padding_sides(padding, spans[0], stride[0], where),
+                *padding_sides(padding, spans[1], stride[1], where))
     ph, pw = as_pair(padding, "padding", where, minimum=0)
     return ph, ph, pw, pw
-
-
-def _pad(x: np.ndarray, pads: tuple[int, int, int, int], value: float) -> np.ndarray:
-    top, bottom, left, right = pads
-    if not any(pads):
-        return x
-    n, c, h, w = x.shape
-    out = np.full((n, c, h + top + bottom, w + left + right), value, dtype=x.dtype)
-    out[:, :, top:top + h, left:left + w] = x
-    return out
 
 
 def _restore_rank(out: np.ndarray, rank: int) -> np.ndarray:
@@ -222,7 +199,7 @@ def _pool_windows(where: str, x: Any, kernel_size: Any, stride: Any, padding: An
     """Validate pooling arguments; return windows (N, C, Ho, Wo, kH, kW) and x's rank."""
     x = as_array(x, "x", where)
     rank = x.ndim
-    x4 = _as_nchw(where, x, "(H, W), (C, H, W) or (N, C, H, W)")
+    x4 = as_nchw(x, where)
     kh, kw = as_pair(kernel_size, "kernel_size", where, minimum=1)
     sh, sw = (kh, kw) if stride is None else as_pair(stride, "stride", where, minimum=1)
     ph, pw = as_pair(padding, "padding", where, minimum=0)
@@ -239,7 +216,7 @@ def _pool_windows(where: str, x: Any, kernel_size: Any, stride: Any, padding: An
         fill = np.iinfo(x4.dtype).min if np.issubdtype(x4.dtype, np.integer) else -np.inf
     else:
         x4, fill = x4.astype(np.result_type(x4.dtype, np.float32), copy=False), 0
-    padded = _pad(x4, (ph, ph, pw, pw), fill)
+    padded = np.pad(x4, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
     windows = sliding_window_view(padded, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
     return windows, rank
 

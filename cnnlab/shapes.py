@@ -18,21 +18,25 @@ from cnnlab._checks import as_int, as_pair, describe, message
 Padding = int | tuple[int, int] | str
 
 
-def _padding_total(padding: Padding, span: int, stride: int, where: str) -> int:
-    """Total zeros added along one dimension (both sides) for an int, (before, after) or string."""
+def padding_sides(padding: Padding, span: int, stride: int, where: str) -> tuple[int, int]:
+    """Zeros (before, after) along one dimension for an int, (before, after), 'same' or 'valid'.
+
+    ``span`` is how many input positions one window covers, d*(k - 1) + 1. 'same' adds
+    span - 1 zeros in total, the odd one after (as PyTorch); it needs stride 1.
+    """
     if isinstance(padding, str):
         if padding == "valid":
-            return 0
+            return 0, 0
         if padding == "same":
             if stride != 1:
                 raise ValueError(message(
                     where, "stride=1 with padding='same'", f"stride={stride}",
                     "PyTorch allows 'same' only at stride 1; give the padding as a number."))
-            return span - 1
+            return (span - 1) // 2, span - 1 - (span - 1) // 2
         raise ValueError(message(where, "padding as an int, a pair, 'same' or 'valid'",
                                  repr(padding), "Did you mean padding='same'?"))
     before, after = as_pair(padding, "padding", where, minimum=0)
-    return before + after
+    return before, after
 
 
 def conv_output_size(n: int, kernel_size: int, stride: int = 1, padding: Padding = 0,
@@ -55,7 +59,7 @@ def conv_output_size(n: int, kernel_size: int, stride: int = 1, padding: Padding
         padding = as_int(padding, "padding", where, minimum=0)
         padding = (padding, padding)
     span = dilation * (kernel_size - 1) + 1  # how many input positions one window covers
-    padded = n + _padding_total(padding, span, stride, where)
+    padded = n + sum(padding_sides(padding, span, stride, where))
     if span > padded:
         extra = " (dilated)" if dilation > 1 else ""
         raise ValueError(message(
@@ -204,3 +208,7 @@ def count_params(model: Any, trainable_only: bool = False) -> int:
                                 "For a layer's size by formula use conv2d_params or "
                                 "linear_params."))
     return sum(p.numel() for p in parameters() if p.requires_grad or not trainable_only)
+
+
+__all__ = ["conv_output_size", "conv_output_shape", "pool_output_size", "receptive_field",
+           "conv2d_params", "linear_params", "count_params"]
