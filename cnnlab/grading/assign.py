@@ -48,8 +48,8 @@ def _plan(cases: list[Case]) -> tuple[dict, dict[str, np.ndarray]]:
 def _rules(case: Case) -> dict:
     return {"question": case.question, "name": case.name, "public": case.public,
             "points": case.points, "compare": case.compare, "rtol": case.rtol,
-            "atol": case.atol, "at_least": case.at_least, "at_most": case.at_most, "hint": case.hint,
-            "static": case.static, "function": case.function}
+            "atol": case.atol, "at_least": case.at_least, "at_most": case.at_most,
+            "hint": case.hint, "static": case.static, "function": case.function}
 
 
 def _env(work: Path) -> dict[str, str]:
@@ -179,9 +179,9 @@ def assign_main(argv: Sequence[str]) -> int:
     for master in masters:
         try:
             target = assign_one(master, args.out)
-        except (ValueError, KeyError, SyntaxError, subprocess.TimeoutExpired) as error:
+        except Exception as error:  # noqa: BLE001 - a broken master: report it, build the rest
             failed += 1
-            print(f"{master.name}: FAILED: {error}", file=sys.stderr)
+            print(f"{master.name}: FAILED: {type(error).__name__}: {error}", file=sys.stderr)
             continue
         print(f"{master.name}: student notebook in {target / 'student'}, autograder in "
               f"{target / 'autograder'}")

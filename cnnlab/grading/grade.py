@@ -1,4 +1,4 @@
-"""``cnnlab grade``: each submission in its own sandbox, scored in this process, one CSV row each."""
+"""``cnnlab grade``: each submission runs in its own sandbox, is scored here, gets one CSV row."""
 
 from __future__ import annotations
 
