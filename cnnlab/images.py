@@ -27,8 +27,20 @@ _LUMA = (0.299, 0.587, 0.114)
 
 
 def list_images() -> list[str]:
-    """Names of the bundled photos (file stems in ``img/``), e.g. ``['astronaut', 'cat', ...]``."""
+    """Names of the bundled photos, e.g. ``['astronaut', 'cat', 'coffee']``."""
     return sorted(path.stem for path in paths.img_dir().glob("*.png"))
+
+
+def photo_path(name: str) -> Path:
+    """The PNG file of a bundled photo, to open with other tools: ``Image.open(photo_path("cat"))``.
+
+    The photos ship inside the package, so this works in a checkout and in any install.
+    """
+    available = list_images()
+    if not isinstance(name, str) or name not in available:
+        raise ValueError(message("photo_path", f"one of the bundled photos {available}",
+                                 repr(name), "cnnlab.list_images() lists the bundled names."))
+    return paths.img_dir() / f"{name}.png"
 
 
 def _resolve(name_or_path: str | Path) -> Path:
@@ -42,7 +54,7 @@ def _resolve(name_or_path: str | Path) -> Path:
     available = list_images()
     text = str(name_or_path)
     if isinstance(name_or_path, str) and text in available:
-        return paths.img_dir() / f"{text}.png"
+        return photo_path(text)
     path = Path(name_or_path).expanduser()
     if path.is_file():
         return path
@@ -150,3 +162,6 @@ def to_hwc(image: Any) -> np.ndarray:
                     "draw them all with cnnlab.plot_feature_maps(x).")
         )
     return hwc[..., 0] if channels == 1 else hwc
+
+
+__all__ = ["load_image", "list_images", "photo_path", "to_nchw", "to_hwc"]

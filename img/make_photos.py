@@ -6,8 +6,8 @@ Run once from the repository root (scikit-image is needed only here, not at run 
     python img/make_photos.py
 
 Each photo is resized with Pillow's Lanczos filter so that its long side is at most
-MAX_SIDE pixels, and saved as an RGB uint8 PNG next to this script. Sources and licenses are in
-img/ATTRIBUTION.md.
+MAX_SIDE pixels, and saved as an RGB uint8 PNG in ``cnnlab/photos/``, where the package reads
+them as package data. Sources and licenses are in img/ATTRIBUTION.md.
 """
 
 from __future__ import annotations
@@ -36,13 +36,14 @@ def main() -> None:
     import skimage
     import skimage.data
 
-    out_dir = Path(__file__).resolve().parent
+    out_dir = Path(__file__).resolve().parent.parent / "cnnlab" / "photos"
+    out_dir.mkdir(exist_ok=True)
     for stem, source in PHOTOS.items():
         image = downscale(getattr(skimage.data, source)())
         path = out_dir / f"{stem}.png"
         image.save(path, optimize=True)
-        print(f"{path.name}: {image.height}x{image.width} from skimage.data.{source}() "
-              f"(scikit-image {skimage.__version__}), {path.stat().st_size // 1024} KiB")
+        print(f"cnnlab/photos/{path.name}: {image.height}x{image.width} from "
+              f"skimage.data.{source}() (scikit-image {skimage.__version__}), {path.stat().st_size // 1024} KiB")
 
 
 if __name__ == "__main__":
