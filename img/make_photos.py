@@ -43,7 +43,8 @@ def main() -> None:
         path = out_dir / f"{stem}.png"
         image.save(path, optimize=True)
         print(f"cnnlab/photos/{path.name}: {image.height}x{image.width} from "
-              f"skimage.data.{source}() (scikit-image {skimage.__version__}), {path.stat().st_size // 1024} KiB")
+              f"skimage.data.{source}() (scikit-image {skimage.__version__}), "
+              f"{path.stat().st_size // 1024} KiB")
 
 
 if __name__ == "__main__":
