@@ -250,8 +250,8 @@ def animate_pool_backward(x: Any, dout: Any, kernel_size: int | tuple[int, int] 
             for c in range(grid.shape[1]):
                 fill = WINNER if (r, c) == target else GRAD if received[r, c] else WHITE
                 layout.cell(draw, 2, r, c, fill, fmt(dx[r, c]))
-        # from the right edge of dout[i, j] to the left edge of dx[target]
-        layout.arrow(draw, (1, i + 0.5, j + 1), (2, target[0] + 0.5, target[1]))
+        # from dout's right edge, on row i, to the left edge of dx[target]
+        layout.arrow(draw, (1, i + 0.5, wo), (2, target[0] + 0.5, target[1]))
         layout.title(draw, 0, f"input x {size_text(grid.shape)}")
         layout.title(draw, 1, f"dout {ho}x{wo}")
         layout.title(draw, 2, f"dx {size_text(grid.shape)}")
