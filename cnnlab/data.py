@@ -8,15 +8,14 @@ Everything returns images as float tensors (N, C, H, W) in [0, 1] with int64 lab
 - :func:`load_digits` is scikit-learn's bundled 8x8 handwritten digits, resized (offline).
 - :func:`shift_images` moves a batch of images by whole pixels, filling with zeros.
 - :func:`load_mnist`, :func:`load_fashion_mnist`, :func:`load_cifar10` are torchvision's sets
-  in ``data/``; they need the files there (``cnnlab download mnist`` etc. fetches them).
+  in :func:`cnnlab.paths.data_dir`; they need the files there (``cnnlab download mnist``
+  etc. fetches them).
 
 torchvision and scikit-learn are imported inside the functions that use them.
 """
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from cnnlab._checks import as_int, describe, message
+from cnnlab.network import reachable
 from cnnlab.paths import data_dir
 
 SHAPES = ["circle", "square", "triangle", "cross"]
@@ -224,28 +224,6 @@ TORCHVISION_SETS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def _reachable(url: str, timeout: float) -> bool:
-    """True if a TCP connection to the URL's host opens within ``timeout`` seconds.
-
-    Runs in a daemon thread so that a hanging DNS look-up cannot block us either.
-    """
-    parsed = urlparse(url)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    result: list[bool] = []
-
-    def probe() -> None:
-        try:
-            socket.create_connection((parsed.hostname, port), timeout=timeout).close()
-            result.append(True)
-        except OSError:
-            result.append(False)
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(result and result[0])
-
-
 def _torchvision_class(name: str) -> type:
     import torchvision.datasets
 
@@ -255,29 +233,25 @@ def _torchvision_class(name: str) -> type:
 def _fetch(name: str, root: Path, timeout: float) -> None:
     """Download both splits of ``name`` into ``root``; RuntimeError if the network is absent."""
     url = TORCHVISION_SETS[name][2]
-    if not _reachable(url, timeout):
+    if not reachable(url, timeout):
         raise RuntimeError(
             f"cannot download {name}: {urlparse(url).hostname} is not reachable within "
             f"{timeout:g} s (no network?). On a machine with internet run `cnnlab download "
             f"{name}`, then copy its folder {root / TORCHVISION_SETS[name][1]} here."
         )
     dataset_class = _torchvision_class(name)
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(max(timeout, 30.0))  # a stalled transfer fails instead of hanging
     try:
         for train in (True, False):
             dataset_class(root=str(root), train=train, download=True)
     except Exception as error:  # torchvision raises RuntimeError, URLError, OSError...
         raise RuntimeError(f"downloading {name} into {root} failed: {error}") from error
-    finally:
-        socket.setdefaulttimeout(previous)
 
 
 def download_dataset(name: str, root: str | Path | None = None, timeout: float = 5.0) -> Path:
     """Fetch a torchvision dataset ("mnist", "fashion-mnist" or "cifar10") for offline use.
 
-    Files go under ``root`` (default: :func:`cnnlab.paths.data_dir`, i.e. ``data/``). Returns
-    the dataset's folder. Raises RuntimeError, after at most ``timeout`` seconds when the
+    Files go under ``root`` (default: :func:`cnnlab.paths.data_dir`, ``data/`` in a checkout).
+    Returns the dataset's folder. Raises RuntimeError, after at most ``timeout`` seconds when the
     network is absent. Used by ``cnnlab download NAME``.
     """
     if name not in TORCHVISION_SETS:
@@ -323,9 +297,9 @@ def load_mnist(root: str | Path | None = None, train: bool = True, *, download: 
                transform: Callable[[Any], Any] | None = None, timeout: float = 5.0) -> Any:
     """torchvision's MNIST (60,000 train / 10,000 test handwritten digits, 1x28x28).
 
-    Reads ``root/MNIST/raw`` (``root`` defaults to ``data/``). If the files are missing and
-    ``download`` is True it tries the network once: with no network it raises RuntimeError
-    within ``timeout`` seconds, naming ``cnnlab download mnist``. Items are
+    Reads ``root/MNIST/raw`` (``root`` defaults to ``paths.data_dir()``). If the files are
+    missing and ``download`` is True it tries the network once: with no network it raises
+    RuntimeError within ``timeout`` seconds, naming ``cnnlab download mnist``. Items are
     ``(image (1, 28, 28) float in [0, 1], label int)`` unless ``transform`` says otherwise.
     """
     return _load_torchvision("mnist", root, train, download, transform, timeout)
@@ -349,3 +323,7 @@ def load_cifar10(root: str | Path | None = None, train: bool = True, *, download
     ``(image (3, 32, 32) float in [0, 1], label int)`` unless ``transform`` says otherwise.
     """
     return _load_torchvision("cifar10", root, train, download, transform, timeout)
+
+
+__all__ = ["ImageData", "make_shapes", "shift_images", "load_digits", "load_mnist",
+           "load_fashion_mnist", "load_cifar10", "download_dataset"]
