@@ -58,7 +58,7 @@ def conv2d_backward(dout: Any, x: Any, weight: Any, stride: Pair = 1,
         for j in range(kw):
             dxp[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh,
                 j * dw:j * dw + sw * (wo - 1) + 1:sw] += dwindows[:, :, i, j]
-    return _finish(dxp, pads, rank, x), _weight_shape(dweight, rank), g.sum(axis=(0, 2, 3))
+    return _finish(dxp, pads, x), _weight_shape(dweight, rank), g.sum(axis=(0, 2, 3))
 
 
 def conv2d_backward_loops(dout: Any, x: Any, weight: Any, stride: Pair = 1,
@@ -84,7 +84,7 @@ def conv2d_backward_loops(dout: Any, x: Any, weight: Any, stride: Pair = 1,
                     dxp[n, :, rows, cols] += g[n, o, i, j] * w[o]
                     dweight[o] += g[n, o, i, j] * xp[n, :, rows, cols]
                     dbias[o] += g[n, o, i, j]
-    return _finish(dxp, pads, rank, x), _weight_shape(dweight, rank), dbias
+    return _finish(dxp, pads, x), _weight_shape(dweight, rank), dbias
 
 
 # --- pooling -------------------------------------------------------------------------------
@@ -108,7 +108,7 @@ def max_pool2d_backward(dout: Any, x: Any, kernel_size: Pair, stride: Pair | Non
     planes = np.arange(n * c).reshape(n, c, 1, 1)
     flat = (planes * height + rows) * width + cols
     dxp = np.bincount(flat.ravel(), weights=g.ravel(), minlength=n * c * height * width)
-    return _finish(dxp.reshape(n, c, height, width).astype(dtype), pads, len(_shape(x)), x)
+    return _finish(dxp.reshape(n, c, height, width).astype(dtype), pads, x)
 
 
 def max_pool2d_backward_loops(dout: Any, x: Any, kernel_size: Pair,
@@ -127,7 +127,7 @@ def max_pool2d_backward_loops(dout: Any, x: Any, kernel_size: Pair,
                 for j in range(wo):
                     r, s = divmod(int(np.argmax(windows[n, c, i, j])), kw)  # first max wins
                     dxp[n, c, i * sh + r, j * sw + s] += g[n, c, i, j]
-    return _finish(dxp, pads, len(_shape(x)), x)
+    return _finish(dxp, pads, x)
 
 
 def avg_pool2d_backward(dout: Any, x: Any, kernel_size: Pair, stride: Pair | None = None,
@@ -147,7 +147,7 @@ def avg_pool2d_backward(dout: Any, x: Any, kernel_size: Pair, stride: Pair | Non
     for i in range(kh):
         for j in range(kw):
             dxp[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw] += share
-    return _finish(dxp, pads, len(_shape(x)), x)
+    return _finish(dxp, pads, x)
 
 
 def avg_pool2d_backward_loops(dout: Any, x: Any, kernel_size: Pair,
@@ -165,7 +165,7 @@ def avg_pool2d_backward_loops(dout: Any, x: Any, kernel_size: Pair,
             for i in range(ho):
                 for j in range(wo):
                     dxp[n, c, i * sh:i * sh + kh, j * sw:j * sw + kw] += g[n, c, i, j] / (kh * kw)
-    return _finish(dxp, pads, len(_shape(x)), x)
+    return _finish(dxp, pads, x)
 
 
 # --- validation ----------------------------------------------------------------------------
@@ -225,12 +225,12 @@ def _pool_stride(where: str, kernel_size: Any, stride: Any) -> tuple[int, int]:
     return as_pair(stride, "stride", where, minimum=1)
 
 
-def _as_dout(where: str, dout: Any, expected: tuple[int, ...], x_shape_: tuple[int, ...],
+def _as_dout(where: str, dout: Any, expected: tuple[int, ...], x_shape: tuple[int, ...],
              forward: str) -> np.ndarray:
     """``dout`` as a float array of exactly the forward output's shape, or a teaching error."""
     g = as_array(dout, "dout", where)
     if g.shape != tuple(expected):
-        if g.shape == tuple(x_shape_):
+        if g.shape == tuple(x_shape):
             hint = ("That is the shape of x: dout is the gradient with respect to the "
                     "*output*, so it has the output's shape.")
         elif g.size == int(np.prod(expected)):
@@ -243,7 +243,7 @@ def _as_dout(where: str, dout: Any, expected: tuple[int, ...], x_shape_: tuple[i
     return g.astype(np.result_type(g.dtype, np.float32), copy=False)
 
 
-def _finish(dxp: np.ndarray, pads: tuple[int, int, int, int], rank: int, x: Any) -> np.ndarray:
+def _finish(dxp: np.ndarray, pads: tuple[int, int, int, int], x: Any) -> np.ndarray:
     """Drop the padding's rows and columns (their gradient goes nowhere) and restore x's rank."""
     top, bottom, left, right = pads
     h, w = dxp.shape[2] - top - bottom, dxp.shape[3] - left - right

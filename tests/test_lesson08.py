@@ -22,6 +22,7 @@ INSTALL_LINE = (
 
 FACTS = [
     # the 9x25 matrix: locality and weight sharing
+    "M has shape (9, 25)",
     "M @ x, as 3x3: [[12, 12, 17], [10, 17, 19], [9, 6, 14]]",
     "equal: True",
     "entries per row inside the window:  [9, 9, 9, 9, 9, 9, 9, 9, 9]",
