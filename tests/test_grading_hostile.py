@@ -1,0 +1,518 @@
+"""Hostile submissions against `cnnlab grade` (issue 8): the red team's suite.
+
+Three `cnnlab grade` runs of lab 1, each as an instructor would type it, in a child process
+with a temp HOME (holding a canary file) and a secret environment variable:
+
+1. baseline: an honest correct and an honest wrong submission, built from the master;
+2. attacks: every attack of tests/fixtures/hostile/attacks.py plus the vectorised shortcuts
+   and the two honest submissions, ``--jobs 2``;
+3. files: malformed notebooks, symlinks and odd file names, by relative name from the folder
+   (as `cnnlab grade *.ipynb` would pass them), plus the two honest submissions.
+
+For each attack row: the right score (never above the honest wrong one for wrong answers;
+full marks where the attack leaves correct answers alone), and for the runs: the honest rows
+are identical to the baseline, nothing outside the sandbox's scratch changed (submissions,
+the autograder, the CSV's folder, HOME, the package and the system), no process survives,
+the grader's own memory stays near its baseline, the secret never appears in any output.
+An attack that succeeds keeps its failing test: the failure is the bug report.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import secrets
+import socket
+import sys
+import sysconfig
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import hostile_helpers as hh
+import pytest
+
+LAB = "lab1_convolution"
+TIMEOUT = 40  # seconds per submission; honest ones take a few
+MEMORY_SLACK = 200 * 2**20  # the grader may use this much more than on the honest baseline
+
+_spec = importlib.util.spec_from_file_location(
+    "hostile_attacks", Path(__file__).parent / "fixtures" / "hostile" / "attacks.py")
+attacks = importlib.util.module_from_spec(_spec)
+sys.modules["hostile_attacks"] = attacks
+_spec.loader.exec_module(attacks)
+ATTACKS = {a.name: a for a in attacks.ATTACKS}
+
+
+@dataclass
+class World:
+    """The assigned lab and the instructor's surroundings the attacks aim at."""
+
+    root: Path
+    work: Path  # holds dist/; `cnnlab grade` runs here
+    lab: hh.Lab
+    home: Path
+    canary: Path
+    secret: str
+    env: dict[str, str]
+    marker: str
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> World:
+    hh.require_bwrap()
+    root = tmp_path_factory.mktemp("hostile")
+    work = root / "work"
+    work.mkdir()
+    lab = hh.assign(LAB, work / "dist")
+    home = root / "home"
+    home.mkdir()
+    canary = home / "canary.txt"
+    canary.write_text("canary " + secrets.token_hex(8))
+    secret = "hostile-secret-" + secrets.token_hex(12)
+    env = dict(os.environ, HOME=str(home), CNNLAB_HOSTILE_SECRET=secret)
+    return World(root, work, lab, home, canary, secret, env,
+                 "cnnlab-hostile-" + secrets.token_hex(6))
+
+
+@pytest.fixture(scope="module")
+def baseline(world):
+    """The honest pair graded alone: the reference for every other run."""
+    folder = world.root / "baseline"
+    folder.mkdir()
+    correct = hh.write(folder / "honest_correct.ipynb", world.lab.correct_notebook)
+    wrong = hh.write(folder / "honest_wrong.ipynb", world.lab.wrong_notebook)
+    run = hh.grade([str(correct), str(wrong)], folder / "grades.csv", world.work, world.env,
+                   LAB, TIMEOUT)
+    header = run.raw_rows[0] if run.raw_rows else []
+    questions = header[1:header.index("total")] if "total" in header else []
+    return {"run": run, "questions": questions,
+            "correct": run.rows.get(str(correct)), "wrong": run.rows.get(str(wrong))}
+
+
+def test_baseline_scores_correct_full_and_wrong_low(baseline):
+    run = baseline["run"]
+    assert run.raw_rows and run.raw_rows[0][0] == "file", run.stderr[-2000:]
+    assert run.raw_rows[0][-4:] == ["total", "possible", "status", "reason"]
+    correct, wrong = baseline["correct"], baseline["wrong"]
+    assert correct and wrong, (run.rows, run.stderr[-2000:])
+    assert correct["status"] == "ok" and float(correct["total"]) == float(correct["possible"]), \
+        correct
+    for question in baseline["questions"]:  # the honest mistake costs points in every question
+        assert float(wrong[question]) < float(correct[question]), (question, wrong)
+    print(f"baseline: 2 honest submissions in {run.seconds:.1f} s, grader peak RSS "
+          f"{run.peak_rss / 2**20:.0f} MB")
+
+
+# ---------------------------------------------------------------------------------------------
+# the attack run
+
+
+class Listener(threading.Thread):
+    """Counts connections to a TCP port, an abstract and a path unix socket on the host."""
+
+    def __init__(self, path: Path, abstract: str) -> None:
+        super().__init__(daemon=True)
+        self.tcp = socket.create_server(("127.0.0.1", 0))
+        self.unix = socket.socket(socket.AF_UNIX)
+        self.unix.bind(str(path))
+        self.abstract = socket.socket(socket.AF_UNIX)
+        self.abstract.bind("\0" + abstract)
+        for s in (self.tcp, self.unix, self.abstract):
+            s.listen()
+            s.settimeout(0.2)
+        self.port, self.hits, self.done = self.tcp.getsockname()[1], [], threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            for s in (self.tcp, self.unix, self.abstract):
+                try:
+                    conn, _ = s.accept()
+                except OSError:
+                    continue
+                self.hits.append(s.family.name)
+                conn.close()
+
+    def close(self) -> None:
+        self.done.set()
+        self.join()
+        for s in (self.tcp, self.unix, self.abstract):
+            s.close()
+
+
+def _norm(text: str) -> str:
+    return "".join(ch for ch in text if not ch.isspace() and ch not in "'\"")
+
+
+def _secret_lines(lab: hh.Lab) -> list[str]:
+    """Distinctive solution lines (whitespace and quotes removed) that no public file holds.
+
+    Public: the student notebook and the installed cnnlab package, which students have too
+    (its own conv2d_loops shares lines with lab 1's solution, so those prove nothing)."""
+    public = [json.dumps(lab.student)] + [p.read_text(errors="ignore")
+                                         for p in (hh.ROOT / "cnnlab").rglob("*.py")]
+    seen = _norm("\n".join(public).replace("\\n", "\n"))
+    lines = {line for code in lab.solutions for line in code.splitlines()}
+    return sorted({_norm(line) for line in lines if len(_norm(line)) >= 16
+                   and _norm(line) not in seen})
+
+
+def _system_dirs() -> list[str]:
+    paths = sysconfig.get_paths()
+    return sorted({str(Path(hh.ROOT / "cnnlab")), paths["purelib"], paths["stdlib"],
+                   str(Path(sys.executable).resolve().parent), "/usr/local/lib", "/etc",
+                   "/usr/bin", "/var/tmp", "/tmp", "/dev/shm"})
+
+
+def _shortcut_notebooks(world: World) -> dict[str, dict]:
+    """Correct submissions whose loop functions are replaced by vectorised shortcuts."""
+    def replaced(make) -> list[str]:
+        out = []
+        for code in world.lab.solutions:
+            names = hh.function_names(code)
+            out.append(make(names[0]) if names and names[0] in attacks.SHORTCUTS else code)
+        return out
+
+    if not set(world.lab.functions) & set(attacks.SHORTCUTS):
+        return {}
+    return {"shortcut_einsum": hh.fill(world.lab.student, replaced(
+                lambda f: attacks.SHORTCUTS[f]["einsum"])),
+            "shortcut_shadow_builtin": hh.fill(world.lab.student, replaced(attacks.shadowed))}
+
+
+@pytest.fixture(scope="module")
+def attack_run(world, baseline):
+    folder = world.root / "attacks"
+    folder.mkdir()
+    out_dir = world.root / "out"
+    out_dir.mkdir()
+    (out_dir / "last_week.csv").write_text("file,total\nold.ipynb,3\n")
+    csv_path = out_dir / "grades.csv"
+    honest = {"honest_correct": world.lab.correct_notebook,
+              "honest_wrong": world.lab.wrong_notebook}
+    paths = {name: folder / f"{name}.ipynb" for name in [*honest, *ATTACKS]}
+    shortcuts = _shortcut_notebooks(world)
+    paths.update({name: folder / f"{name}.ipynb" for name in shortcuts})
+    listener = Listener(world.root / "listen.sock", world.marker + "-abstract")
+    dist = world.work / "dist"
+    facts = {
+        "marker": world.marker,
+        "solution": "\n\n".join(world.lab.solutions),
+        "questions": baseline["questions"],
+        "values": world.lab.values, "functions": world.lab.functions,
+        "pickle_marker": str(world.root / "unpickled-in-grader"),
+        "host_paths": sorted({str(dist), str(dist / LAB / "autograder"), str(hh.LABS),
+                              str(hh.ROOT / "notebooks"), str(hh.ROOT / "tests"),
+                              str(folder), str(out_dir), str(world.home), str(world.root)}),
+        "secret_files": [f"{LAB}.ipynb", "expected.json", "expected.npz", "lab.json",
+                         f"{LAB}_gradescope.zip"],
+        "secret_lines": _secret_lines(world.lab),
+        "secret_name": "CNNLAB_HOSTILE_SECRET",
+        "canary": str(world.canary), "canary_text": world.canary.read_text(),
+        "home": str(world.home),
+        "write_targets": sorted([*(str(p) for p in paths.values()), str(world.canary),
+                                 *(str(p) for p in (dist / LAB).rglob("*") if p.is_file()),
+                                 str(out_dir / "last_week.csv")]),
+        "write_dirs": [str(folder), str(dist / LAB / "autograder"), str(out_dir),
+                       str(world.home), str(world.work)],
+        "csv": str(csv_path),
+        "system_dirs": _system_dirs(),
+        "port": listener.port, "abstract": world.marker + "-abstract",
+        "unix_path": str(world.root / "listen.sock"),
+    }
+    for name, notebook in honest.items():
+        hh.write(paths[name], notebook)
+    for name, notebook in shortcuts.items():
+        hh.write(paths[name], notebook)
+    for attack in attacks.ATTACKS:
+        base = world.lab.correct_notebook if attack.base == "correct" else \
+            world.lab.wrong_notebook
+        cells = attacks.cells(attack, facts)
+        notebook = hh.add_cells(base, cells)
+        if attack.at_start:
+            notebook = hh.add_cells(notebook, cells, at_start=True)
+        hh.write(paths[attack.name], notebook)
+    watched = (folder, dist, out_dir, world.home)
+    before = hh.snapshot(*watched)
+    listener.start()
+    # the slow ones first, so that their timeouts overlap the rest
+    order = sorted(paths, key=lambda n: n not in ("bg_nondaemon_thread", "stop_grader"))
+    try:
+        run = hh.grade([str(paths[n]) for n in order], csv_path, world.work, world.env, LAB,
+                       TIMEOUT, kill_above=baseline["run"].peak_rss + 2 * 2**30)
+    finally:
+        listener.close()
+    left = hh.processes_with(world.marker)
+    hh.kill_all(left)
+    after = hh.snapshot(*watched, skip=(csv_path,))
+    planted = [str(p) for d in facts["system_dirs"] for p in Path(d).glob(world.marker + "*")]
+    for path in planted:  # clean up before failing: these are shared folders
+        Path(path).unlink(missing_ok=True)
+    return {"run": run, "paths": paths, "before": before, "after": after, "left": left,
+            "planted": planted, "listener": listener, "facts": facts, "csv": csv_path}
+
+
+def _row(run: hh.Run, path: Path) -> dict[str, str]:
+    row = run.rows.get(str(path))
+    assert row is not None, f"no row for {path.name}; rows: {sorted(run.rows)[:40]}\n" \
+                            f"{run.stderr[-1500:]}"
+    return row
+
+
+def _check_row(row: dict, baseline: dict, expect: str) -> None:
+    questions = baseline["questions"]
+    got = hh.scores(row, questions)
+    best = hh.scores(baseline["correct"], questions)
+    honest_wrong = hh.scores(baseline["wrong"], questions)
+    assert float(row["total"]) == pytest.approx(sum(got.values())), row
+    assert float(row["possible"]) == float(baseline["correct"]["possible"]), row
+    for question in questions:
+        assert 0 <= got[question] <= best[question], (question, row)
+        if expect == "as_wrong":
+            assert got[question] <= honest_wrong[question], \
+                f"{question}: credit for wrong answers: {got[question]} > " \
+                f"{honest_wrong[question]} ({row['status']}: {row['reason'][:300]})"
+        elif expect == "as_correct":
+            assert got[question] == best[question], \
+                f"{question}: correct answers lost points under the attack: {got[question]} " \
+                f"< {best[question]} ({row['status']}: {row['reason'][:300]})"
+    if row["status"] not in ("ok", "errors"):
+        assert row["reason"].strip(), row
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_attack_scores_right(attack_run, baseline, name):
+    attack = ATTACKS[name]
+    row = _row(attack_run["run"], attack_run["paths"][name])
+    _check_row(row, baseline, attack.expect)
+
+
+@pytest.mark.parametrize("name", ["shortcut_einsum", "shortcut_shadow_builtin"])
+def test_vectorised_shortcut_loses_the_loop_points(world, attack_run, baseline, name):
+    if name not in attack_run["paths"]:
+        pytest.skip("the lab has none of the loop functions the shortcuts know")
+    row = _row(attack_run["run"], attack_run["paths"][name])
+    _check_row(row, baseline, "bounded")
+    best = hh.scores(baseline["correct"], baseline["questions"])
+    got = hh.scores(row, baseline["questions"])
+    loops = [f for f in hh.loops_required(LAB) if f in attacks.SHORTCUTS]
+    if not loops:
+        pytest.skip("the master requires loops in none of the functions the shortcuts know")
+    lost = [q for q in baseline["questions"] if got[q] < best[q]]
+    assert len(lost) >= len(loops), \
+        f"{name}: loop-free code kept full marks in {len(loops) - len(lost)} of the " \
+        f"{len(loops)} loop questions: {row}"
+
+
+def test_attack_run_keeps_honest_rows(attack_run, baseline):
+    run = attack_run["run"]
+    assert run.status in (0, 1), (run.status, run.stderr[-2000:])
+    assert len(run.raw_rows) - 1 == len(attack_run["paths"]), "one row per submission"
+    for name in ("honest_correct", "honest_wrong"):
+        row = _row(run, attack_run["paths"][name])
+        reference = baseline[name.split("_")[1]]
+        keys = [*baseline["questions"], "total", "possible", "status"]
+        assert {k: row[k] for k in keys} == {k: reference[k] for k in keys}, (name, row)
+    print(f"\nattack run: {len(attack_run['paths'])} submissions in {run.seconds:.1f} s")
+    for row in run.raw_rows[1:]:
+        print(" ", Path(row[0]).name, *row[-4:-2], row[-2], "|", row[-1][:200])
+
+
+def test_nothing_outside_the_scratch_changed(attack_run, world):
+    before, after = attack_run["before"], attack_run["after"]
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"changed, added or removed outside the sandbox: {changed[:20]}"
+    assert not attack_run["planted"], f"files planted in shared folders: {attack_run['planted']}"
+    assert not Path(attack_run["facts"]["pickle_marker"]).exists(), \
+        "the grader unpickled an object made by a submission"
+
+
+def test_no_process_left_behind(attack_run):
+    assert not attack_run["left"], f"processes outlived the grade run: {attack_run['left']}"
+
+
+def test_no_connection_left_the_sandbox(attack_run):
+    assert not attack_run["listener"].hits, attack_run["listener"].hits
+
+
+def test_secrets_never_reach_any_output(attack_run, world):
+    run = attack_run["run"]
+    for text in (run.csv_text, run.stdout, run.stderr):
+        assert world.secret not in text
+        assert world.canary.read_text() not in text
+
+
+def test_grader_memory_stays_bounded(attack_run, baseline):
+    peak, reference = attack_run["run"].peak_rss, baseline["run"].peak_rss
+    print(f"grader peak RSS: {peak / 2**20:.0f} MB with the attacks, "
+          f"{reference / 2**20:.0f} MB on the honest baseline")
+    assert peak <= reference + MEMORY_SLACK
+
+
+def test_csv_cells_are_not_formulas(attack_run):
+    for row in attack_run["run"].raw_rows[1:]:
+        for cell in row:
+            assert not cell.startswith(hh.FORMULA), row
+
+
+# ---------------------------------------------------------------------------------------------
+# the files run: malformed notebooks, symlinks, odd names
+
+HUGE = 100 * 2**20  # bytes: far above any notebook a student hands in
+
+
+def _files(world: World, folder: Path) -> dict[str, str]:
+    """Write the file attacks into ``folder``; return {relative name: expectation}."""
+    wrong, correct = world.lab.wrong_notebook, world.lab.correct_notebook
+    expect: dict[str, str] = {"honest_correct.ipynb": "as_correct",
+                              "honest_wrong.ipynb": "as_wrong"}
+    hh.write(folder / "honest_correct.ipynb", correct)
+    hh.write(folder / "honest_wrong.ipynb", wrong)
+    raw = {
+        "deep_nesting.ipynb": '{"cells": ' + "[" * 200_000 + "]" * 200_000 + "}",
+        "deep_metadata.ipynb": '{"nbformat": 4, "nbformat_minor": 5, "cells": [], '
+                               '"metadata": ' + '{"a": ' * 50_000 + "1" + "}" * 50_001,
+        "cells_not_a_list.ipynb": json.dumps(dict(wrong, cells={"0": wrong["cells"][0]})),
+        "not_json.ipynb": "My answers are in the PDF, sorry!\n",
+        "empty.ipynb": "",
+        "nbformat3.ipynb": json.dumps(dict(wrong, nbformat=3)),
+        "list_at_top.ipynb": json.dumps([wrong]),
+    }
+    for name, text in raw.items():
+        (folder / name).write_text(text)
+        expect[name] = "invalid"
+    (folder / "bad_utf8.ipynb").write_bytes(b"\xff\xfe\x00" + json.dumps(wrong).encode())
+    expect["bad_utf8.ipynb"] = "invalid"
+    with open(folder / "huge.ipynb", "w") as f:  # valid JSON, a wrong notebook plus 100 MB
+        padded = dict(wrong, cells=[*wrong["cells"], {"cell_type": "markdown", "metadata": {},
+                                                      "source": "PADDING"}])
+        head, tail = json.dumps(padded).split("PADDING")
+        f.write(head)
+        for _ in range(HUGE // 2**20):
+            f.write("x" * 2**20)
+        f.write(tail)
+    expect["huge.ipynb"] = "as_wrong"
+    odd_types = {
+        "metadata_list.ipynb": dict(wrong, metadata=[]),
+        "metadata_string.ipynb": dict(wrong, metadata="x"),
+        "cnnlab_field_wrong_type.ipynb": dict(wrong, metadata={"cnnlab": 5, "otter": 7}),
+        "lab_field_wrong_type.ipynb": dict(wrong, metadata={"cnnlab": {"lab": ["x"]},
+                                                            "otter": {"assignment_name": 5}}),
+        "cells_junk.ipynb": dict(wrong, cells=[*wrong["cells"], 1, "x", None,
+                                               {"cell_type": 5},
+                                               {"cell_type": "code", "source": 7},
+                                               {"cell_type": "code", "source": ["a = 1", 2]},
+                                               {"cell_type": "code"}]),
+        "other_lab.ipynb": dict(correct, metadata={"cnnlab": {"lab": "lab2_build_a_cnn"}}),
+    }
+    for name, notebook in odd_types.items():
+        hh.write(folder / name, notebook)
+        expect[name] = "as_wrong"
+    (folder / "passwd_link.ipynb").symlink_to("/etc/passwd")
+    expect["passwd_link.ipynb"] = "invalid"
+    (folder / "zero_link.ipynb").symlink_to("/dev/zero")
+    expect["zero_link.ipynb"] = "invalid"
+    (folder / "copy_link.ipynb").symlink_to(folder / "honest_correct.ipynb")
+    expect["copy_link.ipynb"] = "invalid_or_correct"
+    os.mkfifo(folder / "fifo.ipynb")
+    expect["fifo.ipynb"] = "invalid"
+    for name in ("-rf.ipynb", "--force.ipynb", "my lab 1 (final) ü 名前.ipynb",
+                 "new\nline.ipynb", '=HYPERLINK("evil.example","x").ipynb',
+                 "+cmd.ipynb", "@SUM(A1).ipynb", "-2+3.ipynb", 'quote"comma,.ipynb'):
+        hh.write(folder / name, correct)
+        expect[name] = "as_correct"
+    return expect
+
+
+@pytest.fixture(scope="module")
+def files_run(world, baseline):
+    folder = world.root / "files"
+    folder.mkdir()
+    expect = _files(world, folder)
+    (folder / "dist").symlink_to(world.work / "dist")
+    before = hh.snapshot(folder, world.work / "dist", world.home)
+    names = sorted(expect)
+    run = hh.grade(names, folder / "grades.csv", folder, world.env, LAB, TIMEOUT,
+                   kill_above=baseline["run"].peak_rss + 2 * 2**30)
+    after = hh.snapshot(folder, world.work / "dist", world.home,
+                        skip=(folder / "grades.csv",))
+    return {"run": run, "expect": expect, "before": before, "after": after}
+
+
+def test_files_run_gives_every_file_one_row(files_run):
+    run = files_run["run"]
+    assert run.raw_rows, f"no CSV (exit status {run.status}): {run.stderr[-2000:]}"
+    missing = sorted(set(files_run["expect"]) - set(run.rows))
+    assert not missing, f"no row for {missing}; rows: {sorted(run.rows)}"
+    assert len(run.raw_rows) - 1 == len(files_run["expect"])
+    print(f"\nfiles run: {len(files_run['expect'])} submissions in {run.seconds:.1f} s")
+    for row in run.raw_rows[1:]:
+        print(" ", repr(row[0]), *row[-4:-1], "|", row[-1][:150])
+
+
+@pytest.mark.parametrize("name", ["deep_nesting.ipynb", "deep_metadata.ipynb",
+                                  "cells_not_a_list.ipynb", "not_json.ipynb", "empty.ipynb",
+                                  "nbformat3.ipynb", "list_at_top.ipynb", "bad_utf8.ipynb",
+                                  "huge.ipynb", "metadata_list.ipynb", "metadata_string.ipynb",
+                                  "cnnlab_field_wrong_type.ipynb",
+                                  "lab_field_wrong_type.ipynb", "cells_junk.ipynb",
+                                  "other_lab.ipynb"])
+def test_malformed_notebook(files_run, baseline, name):
+    row = _row(files_run["run"], Path(name))
+    expect = files_run["expect"][name]
+    if expect == "invalid":
+        assert row["status"] == "invalid" and float(row["total"]) == 0, row
+        assert row["reason"].strip(), row
+    else:
+        _check_row(row, baseline, expect)
+
+
+@pytest.mark.parametrize("name", ["passwd_link.ipynb", "zero_link.ipynb", "copy_link.ipynb",
+                                  "fifo.ipynb"])
+def test_symlinks_and_special_files(files_run, baseline, name):
+    row = _row(files_run["run"], Path(name))
+    assert "root:" not in files_run["run"].csv_text  # /etc/passwd never quoted
+    if files_run["expect"][name] == "invalid":
+        assert row["status"] == "invalid" and float(row["total"]) == 0, row
+    elif row["status"] != "invalid":
+        _check_row(row, baseline, "as_correct")
+
+
+@pytest.mark.parametrize("name", ["-rf.ipynb", "--force.ipynb", "my lab 1 (final) ü 名前.ipynb",
+                                  "new\nline.ipynb",
+                                  '=HYPERLINK("evil.example","x").ipynb', "+cmd.ipynb",
+                                  "@SUM(A1).ipynb", "-2+3.ipynb", 'quote"comma,.ipynb'])
+def test_odd_file_names_are_data(files_run, baseline, name):
+    row = _row(files_run["run"], Path(name))
+    _check_row(row, baseline, "as_correct")
+
+
+def test_files_run_keeps_honest_rows_and_files(files_run, baseline):
+    run = files_run["run"]
+    keys = [*baseline["questions"], "total", "possible", "status"]
+    for name in ("honest_correct", "honest_wrong"):
+        row = _row(run, Path(f"{name}.ipynb"))
+        reference = baseline[name.split("_")[1]]
+        assert {k: row[k] for k in keys} == {k: reference[k] for k in keys}, (name, row)
+    before, after = files_run["before"], files_run["after"]
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, changed[:20]
+    assert run.peak_rss <= baseline["run"].peak_rss + MEMORY_SLACK, \
+        f"grader peak RSS {run.peak_rss / 2**20:.0f} MB (baseline " \
+        f"{baseline['run'].peak_rss / 2**20:.0f} MB)"
+
+
+def test_files_run_csv_has_no_formulas(files_run):
+    for row in files_run["run"].raw_rows[1:]:
+        for cell in row:
+            assert not cell.startswith(hh.FORMULA), f"formula in the CSV: {cell!r} in {row}"
+
+
+def test_attack_cells_are_valid_python():
+    facts = {"marker": "m", "solution": "", "questions": [], "values": [], "functions": []}
+    for attack in attacks.ATTACKS:
+        for code in attacks.cells(attack, facts):
+            compile(code, attack.name, "exec")  # a broken attack would prove nothing
+    for function in attacks.SHORTCUTS:
+        compile(attacks.shadowed(function), function, "exec")
