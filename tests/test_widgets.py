@@ -1,27 +1,25 @@
-"""Tests for cnnlab.widgets: static fallback, the widget's update function, the size formula."""
+"""Tests for cnnlab.widgets: the explorer's figure shows the right data, and redraws on change."""
 
 from __future__ import annotations
 
 import matplotlib
 
-matplotlib.use("Agg")
+matplotlib.use("Agg")  # shared setup: moves to tests/conftest.py once it exists
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from cnnlab import widgets  # noqa: E402
-from cnnlab.widgets import (  # noqa: E402
-    conv_explorer,
-    explorer_figure,
-    frontend_attached,
-    make_kernel,
-    size_formula,
-)
+from cnnlab.images import load_image  # noqa: E402
+from cnnlab.shapes import conv_output_size  # noqa: E402
+from cnnlab.widgets import conv_explorer, explorer_figure, frontend_attached  # noqa: E402
 
 SMALL = torch.rand(3, 40, 60, generator=torch.Generator().manual_seed(0))
+SOBEL_X = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])
 
 
 @pytest.fixture(autouse=True)
@@ -30,97 +28,126 @@ def _close_figures():
     plt.close("all")
 
 
+def gray(x):
+    """(3, H, W) -> (1, 1, H, W) with the luma weights the explorer uses."""
+    return (x * torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(0)[None, None]
+
+
+def panel_arrays(fig):
+    """The imshow arrays: padded input, output, input zoom, output zoom (kernel <= 7: no image)."""
+    return [np.asarray(a.get_array()) for ax in fig.axes for a in ax.get_images()]
+
+
+def values_written(ax):
+    return [float(t.get_text()) for t in ax.texts if t.get_gid() == "value"]
+
+
 def widget_count() -> int:
     from ipywidgets.widgets import widget
 
     return len(widget._instances)
 
 
-def test_size_formula_numbers():
-    assert size_formula(5, 3) == "floor((5 + 2*0 - 1*(3 - 1) - 1) / 1) + 1 = 3"
-    assert size_formula(5, 3, stride=2, padding=1).endswith("= 3")
-    assert size_formula(100, 25, stride=3).endswith("= 26")
-    assert size_formula(100, 51, padding=25).endswith("= 100")
-    assert size_formula(7, 3, dilation=2) == "floor((7 + 2*0 - 2*(3 - 1) - 1) / 1) + 1 = 3"
-    with pytest.raises(ValueError, match="padding"):
-        size_formula(4, 7)
-
-
-def test_make_kernel_values():
-    torch.testing.assert_close(make_kernel("blur", 3) * 16,
+def test_kernels_are_the_textbook_ones_at_size_3():
+    torch.testing.assert_close(widgets._kernel("vertical edge", 3), SOBEL_X)
+    torch.testing.assert_close(widgets._kernel("horizontal edge", 3), SOBEL_X.T)
+    torch.testing.assert_close(widgets._kernel("blur", 3) * 16,
                                torch.tensor([[1.0, 2, 1], [2, 4, 2], [1, 2, 1]]))
-    torch.testing.assert_close(make_kernel("vertical edge", 3),
-                               torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]))
-    torch.testing.assert_close(make_kernel("horizontal edge", 3), make_kernel("vertical edge", 3).T)
-    outline = make_kernel("outline", 5)
+    outline = widgets._kernel("outline", 5)
     assert outline.sum().item() == pytest.approx(0) and outline[2, 2].item() == 24
-    assert make_kernel("identity", 1).tolist() == [[1.0]]
+    assert widgets._kernel("identity", 1).tolist() == [[1.0]]
     for size in (1, 2, 6, 15):
-        assert make_kernel("blur", size).sum().item() == pytest.approx(1)
-    with pytest.raises(ValueError, match="kernel name"):
-        make_kernel("sharpen", 3)
+        assert widgets._kernel("blur", size).sum().item() == pytest.approx(1)
 
 
-def test_headless_returns_one_figure_and_no_widgets(monkeypatch, capsys):
+@pytest.mark.parametrize(("n", "k", "s", "p", "d"), [(5, 3, 1, 0, 1), (5, 3, 2, 1, 1),
+                                                      (100, 25, 3, 0, 1), (7, 3, 1, 0, 2)])
+def test_formula_text_ends_with_the_shapes_result(n, k, s, p, d):
+    text = widgets._formula(n, k, s, p, d)
+    assert text.endswith(f"= {conv_output_size(n, k, stride=s, padding=p, dilation=d)}")
+    assert f"{n} + 2*{p}" in text and f"{d}*({k} - 1)" in text and f"/ {s})" in text
+
+
+def test_default_figure_edge_kernel_padding_and_visible_window(monkeypatch, capsys):
     monkeypatch.delenv("CNNLAB_WIDGETS", raising=False)
     before = widget_count()
-    fig = conv_explorer("cat")
-    assert isinstance(fig, Figure)
-    assert plt.get_fignums() == [fig.number]
-    assert widget_count() == before
-    assert capsys.readouterr() == ("", "")
-    title = fig._suptitle.get_text()
-    assert "height: floor((266 + 2*0 - 1*(3 - 1) - 1) / 1) + 1 = 264" in title
-    assert "width:  floor((400 + 2*0 - 1*(3 - 1) - 1) / 1) + 1 = 398" in title
-    ax_in, ax_k, ax_out = fig.axes
-    assert ax_in.get_title().startswith("input (266x400)")
-    assert ax_out.get_title() == "output (264x398)"
-    out = np.asarray(ax_out.get_images()[0].get_array())
-    assert out.shape == (264, 398) and out.std() > 0
+    fig = conv_explorer("cat")  # headless: one static figure, no widgets, nothing printed
+    assert isinstance(fig, Figure) and plt.get_fignums() == [fig.number]
+    assert widget_count() == before and capsys.readouterr() == ("", "")
+
+    cat = load_image("cat", mode="gray")[None]
+    padded = F.pad(cat, (1, 1, 1, 1))[0, 0].numpy()
+    out = F.conv2d(cat, SOBEL_X[None, None], padding=1)[0, 0].numpy()
+    full_in, full_out, zoom_in, zoom_out = panel_arrays(fig)
+    np.testing.assert_allclose(full_in, padded, atol=1e-6)
+    np.testing.assert_allclose(full_out, out, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(zoom_in, padded[:10, :10], atol=1e-6)
+    np.testing.assert_allclose(zoom_out, out[:6, :6], rtol=1e-4, atol=1e-5)
+    # the kernel is drawn as numbers, and the zooms write the window's pixels and the output
+    ax_in, ax_k, _, ax_zin, ax_sum, ax_zout = fig.axes
+    assert [float(t.get_text()) for t in ax_k.texts] == SOBEL_X.ravel().tolist()
+    np.testing.assert_allclose(values_written(ax_zin), padded[:3, :3].ravel(), atol=0.006)
+    np.testing.assert_allclose(values_written(ax_zout), out[:6, :6].ravel(), atol=0.006)
+    assert f"{out[0, 0]:.3f}" in ax_sum.texts[0].get_text()
+    # the window is a visible patch: 3x3 pixels in the input, a whole cell in the output zoom
+    window = [p for p in ax_zin.patches if p.get_fill()]
+    assert len(window) == 9 and all(p.get_width() == 1 for p in window)
+    assert any(p.get_fill() and (p.get_x(), p.get_y()) == (-0.5, -0.5) for p in ax_zout.patches)
 
 
 def test_static_settings_are_used():
     fig = conv_explorer(SMALL, interactive=False, kernel="blur", kernel_size=5, padding=2,
                         stride=3, dilation=2)
-    ax_in, ax_k, ax_out = fig.axes
-    h = (40 + 4 - 2 * 4 - 1) // 3 + 1
-    w = (60 + 4 - 2 * 4 - 1) // 3 + 1
-    assert ax_out.get_title() == f"output ({h}x{w})"
-    assert np.asarray(ax_in.get_images()[0].get_array()).shape == (44, 64)  # padded input
-    assert np.asarray(ax_k.get_images()[0].get_array()).shape == (5, 5)
-    expected = torch.nn.functional.conv2d(
-        (SMALL * torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(0)[None, None],
-        make_kernel("blur", 5)[None, None], stride=3, padding=2, dilation=2)[0, 0]
-    np.testing.assert_allclose(np.asarray(ax_out.get_images()[0].get_array()), expected.numpy(),
-                               rtol=1e-5, atol=1e-6)
+    full_in, full_out, *_ = panel_arrays(fig)  # kernels up to 7x7 are numbers, not images
+    expected = F.conv2d(gray(SMALL), widgets._kernel("blur", 5)[None, None], stride=3,
+                        padding=2, dilation=2)[0, 0].numpy()
+    assert full_in.shape == (44, 64)  # padded input
+    np.testing.assert_allclose(full_out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_large_kernel_is_an_image_and_dilated_taps_are_marked():
+    fig = conv_explorer(SMALL, interactive=False, kernel="outline", kernel_size=9, dilation=2,
+                        padding=0)
+    full_in, kernel, full_out, zoom_in, _ = panel_arrays(fig)
+    assert kernel.shape == (9, 9, 4)  # RGBA colours, no numbers
+    red, blue = kernel[..., 0], kernel[..., 2]
+    assert red[4, 4] > 2 * blue[4, 4] and blue[0, 0] > 2 * red[0, 0]  # +80 red, -1 as blue
+    np.testing.assert_allclose(kernel[0, 0], kernel[8, 3])  # every -1 the same colour
+    taps = [(p.get_y() + 0.5, p.get_x() + 0.5) for p in fig.axes[3].patches if p.get_fill()]
+    assert sorted(taps) == [(a, b) for a in range(0, 17, 2) for b in range(0, 17, 2)]
+    assert full_out.shape == (40 - 16, 60 - 16)
 
 
 def test_window_too_large_is_explained_not_raised():
-    x = torch.rand(1, 1, 10, 10)
-    fig = explorer_figure(x, kernel_size=15, dilation=5)
+    fig = explorer_figure(torch.rand(1, 1, 10, 10), kernel_size=15, dilation=5)
     assert "no larger than the padded input" in fig.axes[0].texts[0].get_text()
 
 
-def test_interactive_builds_widget_and_update(monkeypatch):
+def test_slider_change_redraws_figure_and_formula(monkeypatch):
     shown = []
     monkeypatch.setattr("IPython.display.display", lambda *objects: shown.extend(objects))
     before = widget_count()
     assert conv_explorer(SMALL, interactive=True) is None
     assert widget_count() > before
-    box = shown[0]
-    assert type(box).__name__ == "VBox"
-    assert any(isinstance(o, Figure) for o in shown[1:])  # the first frame was drawn
+    assert type(shown[0]).__name__ == "VBox" and isinstance(shown[1], Figure)
 
     explorer = widgets._Explorer(widgets._gray_image(SMALL, "test"),
-                                 widgets._settings("outline", 3, 0, 1, 1, "test"))
-    assert set(explorer.controls) == {"kernel", "kernel_size", "padding", "stride", "dilation"}
-    fig = explorer.update(kernel="vertical edge", kernel_size=3, padding=1, stride=2, dilation=1)
-    assert explorer.formula.value == ("<pre>height: floor((40 + 2*1 - 1*(3 - 1) - 1) / 2) + 1 = 20"
-                                      "\nwidth:  floor((60 + 2*1 - 1*(3 - 1) - 1) / 2) + 1 = 30"
-                                      "</pre>")
-    assert fig.axes[2].get_title() == "output (20x30)"
-    explorer.controls["stride"].value = 4  # a slider change redraws through the Output widget
-    assert explorer.settings()["stride"] == 4
+                                 widgets._settings("vertical edge", 3, 1, 1, 1, "test"))
+    labels = {c.description for c in explorer.controls.values()}
+    assert {"kernel size", "padding", "stride", "dilation"} <= labels  # what the browser finds
+    explorer.redraw()
+    first, formula = explorer.figure, explorer.formula.value
+    assert panel_arrays(first)[1].shape == (40, 60)
+    explorer.controls["stride"].value = 4  # the slider's observer redraws
+    second = explorer.figure
+    assert second is not first and explorer.formula.value != formula
+    h, w = (conv_output_size(n, 3, stride=4, padding=1) for n in (40, 60))
+    assert panel_arrays(second)[1].shape == (h, w) == (10, 15)
+    assert f"= {h}" in explorer.formula.value and f"= {w}" in explorer.formula.value
+    explorer.controls["kernel"].value = "horizontal edge"
+    expected = F.conv2d(gray(SMALL), SOBEL_X.T[None, None], stride=4, padding=1)[0, 0]
+    np.testing.assert_allclose(panel_arrays(explorer.figure)[1], expected.numpy(), rtol=1e-5,
+                               atol=1e-6)
 
 
 def test_detection_rule(monkeypatch):
