@@ -135,7 +135,8 @@ def animate_conv(in_size: int | tuple[int, int] = 5, kernel_size: int | tuple[in
     if max(dh, dw) > 1:
         caption += f", dilation {_pair_text(dh, dw)}"
     caption += f" -> output {ho}x{wo}"
-    layout = _Layout([(h + 2 * ph, w + 2 * pw), (ho, wo)], caption)
+    footers = [f"step {k + 1} of {ho * wo}: output[{k // wo}, {k % wo}]" for k in range(ho * wo)]
+    layout = _Layout([(h + 2 * ph, w + 2 * pw), (ho, wo)], caption, footers)
     frames = []
     for step in range(ho * wo):
         i, j = divmod(step, wo)
@@ -154,7 +155,7 @@ def animate_conv(in_size: int | tuple[int, int] = 5, kernel_size: int | tuple[in
         pad_note = f", padding {_pair_text(ph, pw)} (dashed)" if max(ph, pw) > 0 else ""
         layout.title(draw, 0, f"input {h}x{w}{pad_note}")
         layout.title(draw, 1, f"output {ho}x{wo}")
-        layout.footer(draw, f"step {step + 1} of {ho * wo}: output[{i}, {j}]")
+        layout.footer(draw, footers[step])
         frames.append(image)
     description = (f"Animation: {kh}x{kw} kernel over {h}x{w} input, padding "
                    f"{_pair_text(ph, pw)}, stride {_pair_text(sh, sw)}"
@@ -176,7 +177,9 @@ def animate_pool(x: Any, kernel_size: int | tuple[int, int] = 2,
     ho, wo = out.shape
     caption = (f"max pooling {kh}x{kw}, stride {_pair_text(sh, sw)}: input "
                f"{size_text(grid.shape)} -> output {size_text(out.shape)}")
-    layout = _Layout([grid.shape, out.shape], caption)
+    footers = [f"step {k + 1} of {ho * wo}: output[{k // wo}, {k % wo}] = max of the window = "
+               f"{fmt(out[k // wo, k % wo])}" for k in range(ho * wo)]
+    layout = _Layout([grid.shape, out.shape], caption, footers)
     frames, values = [], []
     shown = np.full(out.shape, np.nan)
     for step in range(ho * wo):
@@ -193,8 +196,7 @@ def animate_pool(x: Any, kernel_size: int | tuple[int, int] = 2,
         _draw_values(layout, draw, 1, shown, (i, j), WINNER, DONE)
         layout.title(draw, 0, f"input {size_text(grid.shape)}")
         layout.title(draw, 1, f"output {size_text(out.shape)}")
-        layout.footer(draw, f"step {step + 1} of {ho * wo}: output[{i}, {j}] = max of the "
-                            f"window = {fmt(out[i, j])}")
+        layout.footer(draw, footers[step])
         frames.append(image)
         values.append(shown.copy())
     description = (f"Animation: {kh}x{kw} max pooling, stride {_pair_text(sh, sw)}, over "
@@ -225,14 +227,16 @@ def animate_pool_backward(x: Any, dout: Any, kernel_size: int | tuple[int, int] 
                                  "pooled output", f"{describe(g)}", hint))
     caption = (f"max pooling {kh}x{kw}, stride {_pair_text(sh, sw)}: each gradient goes to "
                "its window's maximum")
-    layout = _Layout([grid.shape, g.shape, grid.shape], caption)
+    targets = [_target(grid, k // wo, k % wo, (kh, kw), (sh, sw)) for k in range(ho * wo)]
+    footers = [f"step {k + 1} of {ho * wo}: dout[{k // wo}, {k % wo}] = {fmt(g.flat[k])} "
+               f"-> dx[{r}, {c}]" for k, (r, c) in enumerate(targets)]
+    layout = _Layout([grid.shape, g.shape, grid.shape], caption, footers)
     dx = np.zeros(grid.shape, dtype=np.result_type(g.dtype, np.float32))
     received = np.zeros(grid.shape, dtype=bool)
     frames, values = [], []
     for step in range(ho * wo):
         i, j = divmod(step, wo)
-        a, b = _first_max(grid[i * sh:i * sh + kh, j * sw:j * sw + kw])
-        target = (i * sh + a, j * sw + b)
+        target = targets[step]
         dx[target] += g[i, j]
         received[target] = True
         image, draw = layout.new_frame()
@@ -255,8 +259,7 @@ def animate_pool_backward(x: Any, dout: Any, kernel_size: int | tuple[int, int] 
         layout.title(draw, 0, f"input x {size_text(grid.shape)}")
         layout.title(draw, 1, f"dout {ho}x{wo}")
         layout.title(draw, 2, f"dx {size_text(grid.shape)}")
-        layout.footer(draw, f"step {step + 1} of {ho * wo}: dout[{i}, {j}] = {fmt(g[i, j])} "
-                            f"-> dx[{target[0]}, {target[1]}]")
+        layout.footer(draw, footers[step])
         frames.append(image)
         values.append(dx.copy())
     description = (f"Animation: gradient through {kh}x{kw} max pooling, stride "
@@ -300,6 +303,14 @@ def _first_max(window: np.ndarray) -> tuple[int, int]:
     return r, c
 
 
+def _target(grid: np.ndarray, i: int, j: int, kernel: tuple[int, int],
+            stride: tuple[int, int]) -> tuple[int, int]:
+    """Where output (i, j)'s gradient goes: its window's maximum, in the grid's coordinates."""
+    (kh, kw), (sh, sw) = kernel, stride
+    a, b = _first_max(grid[i * sh:i * sh + kh, j * sw:j * sw + kw])
+    return i * sh + a, j * sw + b
+
+
 def _draw_values(layout: _Layout, draw: ImageDraw.ImageDraw, panel: int, shown: np.ndarray,
                  current: tuple[int, int], now: tuple, done: tuple) -> None:
     for r in range(shown.shape[0]):
@@ -321,10 +332,11 @@ def _font(size: int) -> Any:
 class _Layout:
     """Panels of grids side by side, titles above, a caption and a step line below."""
 
-    def __init__(self, shapes: list[tuple[int, int]], caption: str) -> None:
+    def __init__(self, shapes: list[tuple[int, int]], caption: str,
+                 footers: list[str]) -> None:
         self.shapes = shapes
         self.caption = caption
-        self.cell_font, self.text_font = _font(14), _font(13)
+        self.cell_font, self.text_font, self.small_font = _font(14), _font(13), _font(10)
         self.lefts = []
         left = MARGIN
         for _, cols in shapes:
@@ -332,8 +344,8 @@ class _Layout:
             left += cols * CELL + GAP
         self.top = MARGIN + TITLE
         rows = max(r for r, _ in shapes)
-        caption_width = int(self.text_font.getlength(caption)) + 2 * MARGIN
-        self.width = max(left - GAP + MARGIN, caption_width, 300)
+        text_width = max(int(self.text_font.getlength(text)) for text in [caption, *footers])
+        self.width = max(left - GAP + MARGIN, text_width + 2 * MARGIN, 300)
         self.height = self.top + rows * CELL + 14 + 2 * 20 + MARGIN
 
     def new_frame(self) -> tuple[Image.Image, ImageDraw.ImageDraw]:
@@ -361,10 +373,14 @@ class _Layout:
             draw.rectangle(box, fill=fill, outline=GRID)
         if text:
             colour = WHITE if fill in (TAP, WINNER) else BLACK
-            left, top, right, bottom = draw.textbbox((0, 0), text, font=self.cell_font)
+            font = self.cell_font
+            left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+            if right - left > CELL - 6:  # long numbers such as -0.123 in a smaller font
+                font = self.small_font
+                left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
             position = (round(x0 + (CELL - right - left) / 2),
                         round(y0 + (CELL - bottom - top) / 2))
-            draw.text(position, text, fill=colour, font=self.cell_font)
+            draw.text(position, text, fill=colour, font=font)
 
     def outline(self, draw: ImageDraw.ImageDraw, panel: int, row: int, col: int, height: int,
                 width: int, colour: tuple) -> None:
