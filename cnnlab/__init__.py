@@ -1,85 +1,78 @@
 """cnnlab: the helpers that the convolution lessons and labs import.
 
-Names are imported lazily, so ``import cnnlab`` is cheap: torch, torchvision and matplotlib
-load only when a function that needs them is first used.
+Every public name is defined in one module and listed in that module's ``__all__``; this file
+only names the modules. Names load lazily, so ``import cnnlab`` is cheap: ``cnnlab.conv2d``
+imports ``cnnlab.ops`` on first use, and torch, torchvision and matplotlib load only with the
+modules that need them. IDEs and type checkers read the ``TYPE_CHECKING`` block below, which
+star-imports the same modules (they resolve ``*`` through each ``__all__``).
+
+To add a module to the API: one entry in ``_MODULES`` and one line in the ``TYPE_CHECKING``
+block (tests/test_package.py checks that the two agree and that every module exists).
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
-from typing import Any
+import importlib.util
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it
-_EXPORTS: dict[str, str] = {
-    # shapes: pure-Python formulas
-    "conv_output_size": "shapes",
-    "conv_output_shape": "shapes",
-    "pool_output_size": "shapes",
-    "receptive_field": "shapes",
-    "conv2d_params": "shapes",
-    "linear_params": "shapes",
-    "count_params": "shapes",
-    # ops: from-scratch NumPy
-    "conv2d": "ops",
-    "conv2d_loops": "ops",
-    "max_pool2d": "ops",
-    "avg_pool2d": "ops",
-    # images
-    "load_image": "images",
-    "list_images": "images",
-    "to_nchw": "images",
-    "to_hwc": "images",
-    # plotting
-    "plot_conv": "plotting",
-    "plot_convs": "plotting",
-    "plot_feature_maps": "plotting",
-    "plot_filters": "plotting",
-    "plot_conv_grid": "plotting",
-    "plot_channel_sum": "plotting",
-    "plot_pool_grid": "plotting",
-    "plot_history": "plotting",
-    "plot_images": "plotting",
-    # widgets
-    "conv_explorer": "widgets",
-    "size_formula": "widgets",
-    # data
-    "make_shapes": "data",
-    "load_digits": "data",
-    "load_mnist": "data",
-    "load_fashion_mnist": "data",
-    "load_cifar10": "data",
-    "shift_images": "data",
-    "download_dataset": "data",
-    "ImageData": "data",
-    # models
-    "ConvStack": "models",
-    "ConvBNNet": "models",
-    "SmallClassicNet": "models",
-    "conv_blocks_cnn": "models",
-    "mlp": "models",
-    "conv_block": "models",
-    "load_alexnet": "alexnet",
-    "download_alexnet": "alexnet",
-    "weights_path": "alexnet",
-    "layer_table": "alexnet",
-    "format_layer_table": "alexnet",
-    "RandomWeightsWarning": "alexnet",
-    # exercises at the end of each lesson
-    "check_answer": "exercises",
-    # training
-    "fit": "train",
-    "evaluate": "train",
-    "History": "train",
-}
+# the modules whose ``__all__`` make up the API, bottom-up (see ARCHITECTURE in the README)
+_MODULES = ("shapes", "ops", "backward", "images", "data", "models", "train", "layers",
+            "alexnet", "first_layer", "diagrams", "plotting", "widgets", "animations",
+            "exercises")
 
-__all__ = sorted(_EXPORTS)
+if TYPE_CHECKING:
+    from cnnlab.alexnet import *  # noqa: F403
+    from cnnlab.animations import *  # noqa: F403
+    from cnnlab.backward import *  # noqa: F403
+    from cnnlab.data import *  # noqa: F403
+    from cnnlab.diagrams import *  # noqa: F403
+    from cnnlab.exercises import *  # noqa: F403
+    from cnnlab.first_layer import *  # noqa: F403
+    from cnnlab.images import *  # noqa: F403
+    from cnnlab.layers import *  # noqa: F403
+    from cnnlab.models import *  # noqa: F403
+    from cnnlab.ops import *  # noqa: F403
+    from cnnlab.plotting import *  # noqa: F403
+    from cnnlab.shapes import *  # noqa: F403
+    from cnnlab.train import *  # noqa: F403
+    from cnnlab.widgets import *  # noqa: F403
+
+
+def _module_all(module: str) -> tuple[str, ...]:
+    """A module's ``__all__``, read from its source without importing it (so without torch)."""
+    spec = importlib.util.find_spec(f"cnnlab.{module}")
+    if spec is None:  # a module listed in _MODULES is missing: tests/test_package.py says so
+        return ()
+    if spec.origin and spec.origin.endswith(".py"):
+        with open(spec.origin, encoding="utf-8") as file:
+            tree = ast.parse(file.read(), spec.origin)
+        for node in tree.body:
+            target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target",
+                                                                                 None)
+            if isinstance(target, ast.Name) and target.id == "__all__" and node.value:
+                return tuple(ast.literal_eval(node.value))
+        return ()
+    return tuple(importlib.import_module(f"cnnlab.{module}").__all__)  # no source: import it
+
+
+@cache
+def _exports() -> dict[str, str]:
+    """Public name -> the module that defines it, for every module in ``_MODULES``."""
+    return {name: module for module in _MODULES for name in _module_all(module)}
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
+    if name == "__all__":
+        return sorted(_exports())
+    module = _exports().get(name)
     if module is None:
+        if name in _MODULES:
+            return importlib.import_module(f"cnnlab.{name}")
         raise AttributeError(f"module 'cnnlab' has no attribute {name!r}")
     value = getattr(importlib.import_module(f"cnnlab.{module}"), name)
     globals()[name] = value  # later look-ups skip __getattr__
@@ -87,4 +80,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(_exports()))

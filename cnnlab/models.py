@@ -1,4 +1,4 @@
-"""The reference networks of the lessons (CURRICULUM sections 6 and 7).
+"""The reference networks of the lessons (05 and 06): small CNNs, an MLP and a conv recipe.
 
 Each class's ``features`` / ``classifier`` split mirrors the idea: convolutions and pooling
 turn an image into feature maps, then a small head turns them into logits. Shapes in the
@@ -17,7 +17,7 @@ from torch import nn
 
 from cnnlab._checks import as_int, describe, message
 
-__all__ = ["conv_block", "ConvStack", "ConvBNNet", "SmallClassicNet", "conv_blocks_cnn", "mlp"]
+__all__ = ["ConvStack", "ConvBNNet", "SmallClassicNet", "conv_blocks_cnn", "mlp"]
 
 
 def conv_block(in_channels: int, out_channels: int, kernel_size: int = 3, *,

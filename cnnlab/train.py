@@ -45,12 +45,6 @@ class History:
         """Number of epochs recorded."""
         return len(self.train_loss)
 
-    def plot(self, title: str | None = None) -> Any:
-        """Learning curves (loss and accuracy per epoch); returns the matplotlib Figure."""
-        from cnnlab.plotting import plot_history
-
-        return plot_history(self, title=title)
-
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or a torch.device, checked to exist here."""
@@ -139,17 +133,14 @@ def _loss_and_correct(logits: torch.Tensor, labels: torch.Tensor, where: str):
 
 
 def _forward(model: nn.Module, images: torch.Tensor, where: str) -> torch.Tensor:
-    """model(images), turning torch's shape errors into a lesson."""
+    """model(images); torch's error keeps its type and gains a note on the usual cause."""
     try:
         return model(images)
     except RuntimeError as error:
-        text = str(error)
-        if "shape" in text or "size" in text or "channels" in text:
-            raise ValueError(message(where, "a model that accepts the data's images",
-                                     f"images of shape {tuple(images.shape)} and torch's error "
-                                     f"'{text}'", "Check in_channels of the first Conv2d and "
-                                     "in_features of the first Linear after Flatten "
-                                     "(cnnlab.conv_output_size predicts the sizes).")) from error
+        error.add_note(f"{where}: the model failed on a batch of images of shape "
+                       f"{tuple(images.shape)}. If torch's message is about shapes or channels, "
+                       "check in_channels of the first Conv2d and in_features of the first "
+                       "Linear after Flatten (cnnlab.conv_output_size predicts the sizes).")
         raise
 
 
@@ -283,3 +274,6 @@ def fit(
             bar.set_postfix(shown)
         bar.close()
     return history
+
+
+__all__ = ["fit", "evaluate", "History"]

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pickle
 import socket
 import struct
-import time
+import threading
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from cnnlab.data import (
     make_shapes,
     shift_images,
 )
+from cnnlab.network import reachable
 
 # ------------------------------------------------------------------ make_shapes
 
@@ -233,44 +235,47 @@ def test_cifar10_loader_reads_pickled_batches(tmp_path, monkeypatch):
     np.testing.assert_allclose(image.numpy(), expected, atol=1e-6)
 
 
-@pytest.fixture
-def no_network(monkeypatch):
-    """Every connection attempt fails at once, as on a machine without internet."""
-    def refuse(*args, **kwargs):
-        raise OSError("network is unreachable (test)")
-
-    monkeypatch.setattr(socket, "create_connection", refuse)
-
-
 @pytest.mark.parametrize(("loader", "name"), [(load_mnist, "mnist"),
                                               (load_fashion_mnist, "fashion-mnist"),
                                               (load_cifar10, "cifar10")])
-def test_missing_files_offline_fail_fast_naming_the_command(tmp_path, no_network, loader, name):
-    start = time.perf_counter()
+def test_missing_files_offline_fail_naming_the_command(tmp_path, offline, loader, name):
     with pytest.raises(RuntimeError, match=f"cnnlab download {name}"):
         loader(root=tmp_path)
-    assert time.perf_counter() - start < 5
+    assert len(offline) == 1  # one probe, then the teaching error
+    assert not (tmp_path / data.TORCHVISION_SETS[name][1]).exists()
 
 
-def test_hanging_network_is_bounded_by_the_timeout(tmp_path, monkeypatch):
-    def hang(*args, **kwargs):
-        time.sleep(5)
-        raise OSError("too late")
+def test_a_hanging_network_is_bounded_by_the_timeout(tmp_path, monkeypatch):
+    """A server that answers only after the timeout counts as unreachable."""
+    late = threading.Event()
 
-    monkeypatch.setattr(socket, "create_connection", hang)
-    start = time.perf_counter()
+    def connect_late(*args, **kwargs):
+        late.wait(10)
+        return SimpleNamespace(close=lambda: None)
+
+    monkeypatch.setattr(socket, "create_connection", connect_late)
     with pytest.raises(RuntimeError, match="not reachable within 0.3 s"):
         load_mnist(root=tmp_path, timeout=0.3)
-    assert time.perf_counter() - start < 2
+    late.set()
 
 
-def test_missing_files_without_download_say_what_to_run(tmp_path, monkeypatch):
-    def forbidden(*args, **kwargs):
-        raise AssertionError("download=False must not touch the network")
+def test_reachable_when_the_server_answers(monkeypatch):
+    seen = []
 
-    monkeypatch.setattr(socket, "create_connection", forbidden)
+    def connect(address, timeout):
+        seen.append((address, timeout))
+        return SimpleNamespace(close=lambda: None)
+
+    monkeypatch.setattr(socket, "create_connection", connect)
+    assert reachable("https://example.org/data/", timeout=2)
+    assert reachable("http://example.org:8080/", timeout=2)
+    assert seen == [(("example.org", 443), 2), (("example.org", 8080), 2)]
+
+
+def test_missing_files_without_download_say_what_to_run(tmp_path, offline):
     with pytest.raises(RuntimeError, match="cnnlab download fashion-mnist"):
         load_fashion_mnist(root=tmp_path, download=False)
+    assert offline == [], "download=False must not touch the network"
 
 
 def test_loader_train_flag_type():
@@ -278,16 +283,16 @@ def test_loader_train_flag_type():
         load_mnist(train="test", download=False)
 
 
-def test_download_dataset_offline_and_bad_name(tmp_path, no_network):
+def test_download_dataset_offline_and_bad_name(tmp_path, offline):
     with pytest.raises(ValueError, match="mnist"):
         download_dataset("imagenet", root=tmp_path)
-    start = time.perf_counter()
+    assert offline == []
     with pytest.raises(RuntimeError, match="cnnlab download cifar10"):
         download_dataset("cifar10", root=tmp_path)
-    assert time.perf_counter() - start < 5
+    assert len(offline) == 1
 
 
 def test_download_dataset_returns_the_folder_when_files_present(tmp_path, monkeypatch):
     _write_mnist(tmp_path, "MNIST")
-    monkeypatch.setattr(data, "_reachable", lambda url, timeout: True)
+    monkeypatch.setattr(data, "reachable", lambda url, timeout: True)
     assert download_dataset("mnist", root=tmp_path) == tmp_path / "MNIST"  # nothing to fetch

@@ -19,7 +19,7 @@ def test_load_bundled_rgb(name):
     x = load_image(name)
     assert x.dtype == torch.float32
     assert x.dim() == 3 and x.shape[0] == 3
-    assert max(x.shape[1:]) == 400  # downscaled by img/make_photos.py
+    assert max(x.shape[1:]) == 400  # downscaled by img/make_photos.py (MAX_SIDE)
     assert 0.0 <= x.min().item() < 0.2 and 0.8 < x.max().item() <= 1.0
     assert x.std().item() > 0.05  # a real photo, not a flat image
 

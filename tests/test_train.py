@@ -92,17 +92,6 @@ def test_progress_bar_is_shown_or_hidden(capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_history_plot_delegates_to_plotting(monkeypatch):
-    import cnnlab.plotting
-
-    seen = {}
-    monkeypatch.setattr(cnnlab.plotting, "plot_history",
-                        lambda h, title=None: seen.update(h=h, title=title) or "figure")
-    history = History([1.0, 0.5], [0.5, 0.9], [], [])
-    assert history.plot(title="run") == "figure"
-    assert seen == {"h": history, "title": "run"}
-
-
 def test_custom_optimizer_and_sgd():
     images, labels = _blobs(60)
     h1 = fit(_model(), (images, labels), epochs=2, lr=1e-2, optimizer="sgd", progress=False)
@@ -174,10 +163,16 @@ def test_labels_out_of_range_explain_the_last_layer():
         evaluate(_model(), (images, labels.float()))
 
 
-def test_shape_mismatch_becomes_a_lesson():
+@pytest.mark.parametrize("run", ["fit", "evaluate"])
+def test_shape_mismatch_keeps_torchs_error_and_adds_a_note(run):
     images, labels = _blobs(10)
     wrong = nn.Sequential(nn.Flatten(), nn.Linear(20, 4))
-    with pytest.raises(ValueError, match="in_features of the first Linear"):
-        fit(wrong, (images, labels), epochs=1, progress=False)
-    with pytest.raises(ValueError, match="in_channels of the first Conv2d"):
-        evaluate(nn.Conv2d(3, 4, 3), (images, labels))
+    with pytest.raises(RuntimeError) as info:
+        if run == "fit":
+            fit(wrong, (images, labels), epochs=1, progress=False)
+        else:
+            evaluate(nn.Conv2d(3, 4, 3), (images, labels))
+    assert type(info.value) is RuntimeError  # torch's own exception, not a re-raised copy
+    notes = info.value.__notes__
+    assert len(notes) == 1 and notes[0].startswith(run)
+    assert str(tuple(images[:10].shape)) in notes[0]
