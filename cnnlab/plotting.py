@@ -15,9 +15,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from cnnlab._checks import as_array, as_int, describe, is_tensor, message
+from cnnlab._checks import (
+    as_float_tensor,
+    as_int,
+    describe,
+    image_chw,
+    is_tensor,
+    layout_hint,
+    looks_hwc,
+    message,
+)
 from cnnlab.diagrams import KERNEL, as_grid, draw_grid, size_text
-from cnnlab.images import looks_hwc
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -35,54 +43,6 @@ def _pyplot() -> Any:
 
 
 # --- input checks ---------------------------------------------------------------------------
-
-def _to_tensor(value: Any, name: str, where: str) -> torch.Tensor:
-    """A tensor/array/list as a detached float32 CPU tensor (uint8 scaled to [0, 1])."""
-    if is_tensor(value):
-        if value.is_complex():
-            as_array(value, name, where)  # raises the teaching TypeError
-        tensor = value.detach().cpu()
-    else:
-        tensor = torch.from_numpy(np.ascontiguousarray(as_array(value, name, where)))
-    if tensor.dtype == torch.uint8:
-        return tensor.float() / 255.0
-    return tensor.float()
-
-
-def _image_chw(image: Any, where: str, channels: tuple[int, ...] | None = (1, 3)) -> torch.Tensor:
-    """An image (H, W), (C, H, W) or (1, C, H, W) as a float tensor (C, H, W).
-
-    ``channels`` lists the allowed C (None: any). An HWC image gets a hint to move channels.
-    """
-    x = _to_tensor(image, "image", where)
-    if x.dim() == 4:
-        if x.shape[0] != 1:
-            raise ValueError(message(where, "one image, (1, C, H, W)",
-                                     f"a batch of shape {tuple(x.shape)}",
-                                     "Pick one image first, e.g. images[0]."))
-        x = x[0]
-    if x.dim() == 2:
-        x = x.unsqueeze(0)
-    if x.dim() != 3:
-        raise ValueError(message(where, "an image of shape (H, W), (C, H, W) or (1, C, H, W)",
-                                 f"shape {tuple(x.shape)} (rank {x.dim()})",
-                                 "Images and feature maps have 2, 3 or 4 axes; a flat vector "
-                                 "(e.g. after nn.Flatten) has lost its layout."))
-    if min(x.shape[1:]) == 0:
-        raise ValueError(message(where, "an image with at least one row and column",
-                                 f"shape {tuple(x.shape)}", "Check how it was sliced."))
-    if channels is not None and x.shape[0] not in channels:
-        hint = f"Use an image with {' or '.join(map(str, channels))} channels."
-        if looks_hwc(tuple(x.shape)):
-            hint = ("This looks like an HWC image (height, width, channels) as read from a PNG; "
-                    "move the channels first with image.permute(2, 0, 1), or use "
-                    "cnnlab.to_nchw(image).")
-        elif x.shape[0] == 4:
-            hint = "This looks like RGBA; drop the alpha channel with image[:3]."
-        raise ValueError(message(where, f"{' or '.join(map(str, channels))} channels in "
-                                 "(C, H, W)", f"shape {tuple(x.shape)}", hint))
-    return x
-
 
 def _conv_layer(layer: Any, where: str) -> Any:
     weight = getattr(layer, "weight", None)
@@ -166,7 +126,7 @@ def plot_conv(image: Any, kernel: Any, title: str | None = None) -> Figure:
     contrast-stretched for display (the extreme 1% of values clipped).
     """
     where = "plot_conv"
-    x = _image_chw(image, where)
+    x = image_chw(image, where)
     k = as_grid(kernel, "kernel", where,
                 "plot_conv takes one 2-D kernel such as [[0, 1, 0], [1, -4, 1], [0, 1, 0]]; "
                 "for a Conv2d layer use plot_convs, or pick one slice with weight[0, 0].")
@@ -206,16 +166,12 @@ def plot_convs(image: Any, conv_layer: Any, ncols: int | None = None) -> Figure:
     where = "plot_convs"
     layer = _conv_layer(conv_layer, where)
     in_channels = layer.weight.shape[1] * getattr(layer, "groups", 1)
-    x = _image_chw(image, where, channels=None)
+    x = image_chw(image, where, channels=None)
     if x.shape[0] != in_channels:
-        hint = "Give the layer as many input channels as the image has."
-        if looks_hwc(tuple(x.shape)) and x.shape[2] == in_channels:
-            hint = ("The image looks HWC (height, width, channels); use image.permute(2, 0, 1) "
-                    "or cnnlab.to_nchw(image).")
-        elif x.shape[0] == 1 and in_channels == 3:
-            hint = 'Load the photo in colour: load_image(name, mode="rgb").'
-        elif x.shape[0] == 3 and in_channels == 1:
-            hint = 'Load the photo in gray: load_image(name, mode="gray").'
+        fixes = {(1, 3): 'Load the photo in colour: load_image(name, mode="rgb").',
+                 (3, 1): 'Load the photo in gray: load_image(name, mode="gray").'}
+        hint = layout_hint(tuple(x.shape), "image") or fixes.get(
+            (x.shape[0], in_channels), "Give the layer as many input channels as the image has.")
         raise ValueError(message(where, f"an image with {in_channels} channel(s), as the layer "
                                  f"has in_channels={in_channels}",
                                  f"shape {tuple(x.shape)} ({x.shape[0]} channels)", hint))
@@ -236,11 +192,13 @@ def plot_feature_maps(maps: Any, ncols: int | None = None, title: str | None = N
     (gray colormap); axes are hidden, small maps are titled with their channel index.
     """
     where = "plot_feature_maps"
-    x = _image_chw(maps, where, channels=None)
-    if x.shape[-1] in (1, 3) and min(x.shape[0], x.shape[1]) > 4:
+    x = image_chw(maps, where, channels=None)
+    # Maps may have any number of channels, and (64, 1, 1) or (16, 3, 3) are channels first;
+    # only a photo (channels last by the layout rule, both sides over 4 pixels) is refused.
+    if looks_hwc(tuple(x.shape)) and min(x.shape[:2]) > 4:
         raise ValueError(message(where, "channels first, (C, H, W)",
                                  f"shape {tuple(x.shape)}, which looks like HWC",
-                                 "Move the channels first with maps.permute(2, 0, 1)."))
+                                 layout_hint(tuple(x.shape), "maps")))
     count = x.shape[0]
     tiles = [(m.numpy(), f"channel {c}" if count <= 16 else "") for c, m in enumerate(x)]
     side = 1.4 if count > 16 else 2.4
@@ -255,16 +213,15 @@ def plot_images(images: Any, labels: Any = None, classes: Any = None, ncols: int
     ``labels`` (N,) become panel titles, as names from ``classes`` when given.
     """
     where = "plot_images"
-    x = _to_tensor(images, "images", where)
+    x = as_float_tensor(images, "images", where)
     if x.dim() != 4 or x.shape[1] not in (1, 3):
-        hint = ("Move the channels first with images.permute(0, 3, 1, 2)."
-                if x.dim() == 4 and x.shape[-1] in (1, 3) else
-                "For a single image use plot_feature_maps or add a batch axis with x[None].")
+        hint = (layout_hint(tuple(x.shape), "images") if x.dim() == 4 else "") or (
+            "For a single image use plot_feature_maps or add a batch axis with x[None].")
         raise ValueError(message(where, "a batch of shape (N, C, H, W) with C = 1 or 3",
                                  f"shape {tuple(x.shape)}", hint))
     names = [""] * x.shape[0]
     if labels is not None:
-        indices = [int(v) for v in _to_tensor(labels, "labels", where).reshape(-1)]
+        indices = [int(v) for v in as_float_tensor(labels, "labels", where).reshape(-1)]
         if len(indices) != x.shape[0]:
             raise ValueError(message(where, f"one label per image ({x.shape[0]})",
                                      f"{len(indices)} labels",
@@ -285,7 +242,7 @@ def plot_filters(weight: Any, ncols: int | None = None) -> Figure:
     where = "plot_filters"
     if hasattr(weight, "weight") and not is_tensor(weight):
         weight = _conv_layer(weight, where).weight
-    w = _to_tensor(weight, "weight", where)
+    w = as_float_tensor(weight, "weight", where)
     if w.dim() != 4:
         hint = ("A single kernel (kH, kW) is shown best with plot_conv or plot_conv_grid."
                 if w.dim() == 2 else "Pass layer.weight of an nn.Conv2d.")

@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from cnnlab._checks import as_int, describe, is_tensor, message
+from cnnlab._checks import as_int, describe, image_chw, is_tensor, message
 from cnnlab.diagrams import NEXT_EDGE, WINDOW_EDGE, draw_grid, fmt
-from cnnlab.images import load_image, looks_hwc
+from cnnlab.images import load_image, rgb_to_gray
 from cnnlab.shapes import conv_output_size
 
 if TYPE_CHECKING:
@@ -48,7 +48,6 @@ RANGES = {"kernel_size": (1, 15), "padding": (0, 30), "stride": (1, 8), "dilatio
 # the slider labels, which the browser check looks for
 LABELS = {"kernel": "kernel", "kernel_size": "kernel size", "padding": "padding",
           "stride": "stride", "dilation": "dilation"}
-_LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 _PADDING_EDGE = "#b03030"
 _ZOOM_EDGE = "#ffd000"
 
@@ -98,26 +97,15 @@ def frontend_attached() -> bool:
 
 
 def _gray_image(image: Any, where: str) -> torch.Tensor:
-    """A photo name, path, tensor or array as a gray (1, 1, H, W) float tensor."""
+    """A photo name, path, tensor or array (H, W) / (C, H, W), C in 1 or 3, as gray (1, 1, H, W)."""
     if isinstance(image, str) or hasattr(image, "__fspath__"):
         return load_image(image, mode="gray").unsqueeze(0)
     if not (is_tensor(image) or isinstance(image, np.ndarray)):
         raise TypeError(message(where, "a photo name such as 'cat', a path, or an image "
                                 "tensor (C, H, W)", describe(image),
                                 "cnnlab.list_images() lists the bundled photos."))
-    x = torch.as_tensor(np.asarray(image.detach().cpu() if is_tensor(image) else image))
-    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-    if x.dim() == 4 and x.shape[0] == 1:
-        x = x[0]
-    if x.dim() == 2:
-        x = x.unsqueeze(0)
-    if x.dim() != 3 or x.shape[0] not in (1, 3):
-        hint = ("This looks like HWC; use image.permute(2, 0, 1)." if x.dim() == 3
-                and looks_hwc(tuple(x.shape)) else "Give a gray or RGB image.")
-        raise ValueError(message(where, "an image (H, W), (1, H, W) or (3, H, W)",
-                                 f"shape {tuple(x.shape)}", hint))
-    x = x.unsqueeze(0)
-    return (x * _LUMA).sum(dim=1, keepdim=True) if x.shape[1] == 3 else x
+    x = image_chw(image, where).unsqueeze(0)
+    return rgb_to_gray(x) if x.shape[1] == 3 else x
 
 
 def _settings(kernel: Any, kernel_size: Any, padding: Any, stride: Any, dilation: Any,
