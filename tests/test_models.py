@@ -1,4 +1,4 @@
-"""Tests of cnnlab.models: parameter counts (by formula and the curriculum's numbers), shapes."""
+"""Tests of cnnlab.models: parameter counts (by formula and the lessons' numbers), shapes."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def _out(model: nn.Module, shape: tuple[int, ...]) -> torch.Size:
         return model(torch.rand(shape)).shape
 
 
-def test_conv_blocks_cnn_matches_the_curriculum():
+def test_conv_blocks_cnn_matches_the_lessons():
     model = conv_blocks_cnn()
     by_formula = (conv2d_params(1, 3, 3) + 4 * conv2d_params(3, 3, 3)
                   + linear_params(3 * 128 * 128, 1))
@@ -38,7 +38,7 @@ def test_conv_blocks_cnn_keeps_the_image_size_through_the_blocks():
     assert x.shape == (1, 3, 128, 128)
 
 
-def test_mlp_matches_the_curriculum():
+def test_mlp_matches_the_lessons():
     sizes = [16384, 256, 128, 64, 32, 16, 1]
     model = mlp(sizes)
     by_formula = sum(linear_params(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True))

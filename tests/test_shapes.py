@@ -51,7 +51,7 @@ def test_asymmetric_padding_pair():
     (4, 3, 1, 0, 2), (100, 51, 1, 0, 50), (100, 51, 1, 25, 100), (100, 25, 3, 0, 26),
     (5, 3, 2, 1, 3), (5, 3, 1, 0, 3),
 ])
-def test_curriculum_sizes(n, k, s, p, expected):
+def test_lesson_sizes(n, k, s, p, expected):
     assert cnnlab.conv_output_size(n, k, stride=s, padding=p) == expected
 
 
@@ -70,7 +70,7 @@ def test_conv_output_shape_matches_module(shape, layer):
     assert got == expected
 
 
-def test_curriculum_predicted_shapes():
+def test_lesson_predicted_shapes():
     assert cnnlab.conv_output_shape((32, 3, 128, 128), 7, 5) == (32, 7, 124, 124)
     assert cnnlab.conv_output_shape((32, 3, 128, 128), 7, 5, padding=2) == (32, 7, 128, 128)
     assert cnnlab.conv_output_shape((16, 3, 32, 32), 1, 5) == (16, 1, 28, 28)
@@ -92,7 +92,7 @@ def test_linear_params_matches_module(i, o, bias):
     assert cnnlab.linear_params(i, o, bias) == cnnlab.count_params(nn.Linear(i, o, bias=bias))
 
 
-def test_curriculum_counts():
+def test_lesson_counts():
     assert cnnlab.conv2d_params(1, 3, 3) == 30
     assert cnnlab.conv2d_params(3, 3, 3) == 84
     assert cnnlab.conv2d_params(3, 16, 3, bias=False) == 432 == 16 * 3 * 3 * 3
