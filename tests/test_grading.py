@@ -1,9 +1,9 @@
-"""Tests of cnnlab.grading: `cnnlab assign` and `cnnlab grade` on the real lab masters.
+"""Tests of cnnlab.grading: assign, the sandboxed grade run, scoring, static checks, feedback.
 
-Slow by nature (otter runs whole notebooks), so the expensive steps run once per module: one
-`cnnlab assign` of both labs plus a deliberately broken master, and one `cnnlab grade` of all
-lab 1 fixture submissions with --jobs 2. The fixtures are written from the student notebook
-by tests/fixtures/grading/make_submissions.py.
+The expensive steps run once per module: one `cnnlab assign` of both labs (plus a broken
+master) and one `cnnlab grade` of a mixed batch with --jobs 2. Submissions are built from the
+assigned files (the solution notebook, the blank student notebook, edits of them).
+The red team's attacks live in tests/test_grading_hostile.py.
 """
 
 from __future__ import annotations
@@ -11,215 +11,354 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
-import importlib.util
 import io
 import json
-import re
+import os
 import shutil
-import time
-from concurrent.futures import ThreadPoolExecutor
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
-import nbformat
+import numpy as np
 import pytest
 
-from cnnlab import cli, grading
+from cnnlab import cli
+from cnnlab.grading import assign, check, master, report, sandbox, scoring, static
+from cnnlab.grading.runner import encode
 
-LABS = grading.LABS_DIR
-FIXTURES = Path(__file__).parent / "fixtures" / "grading" / "make_submissions.py"
-LOOP_TIMEOUT = 45  # seconds; every honest fixture grades in well under this, even under load
-
-spec = importlib.util.spec_from_file_location("make_submissions", FIXTURES)
-make_submissions = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(make_submissions)
+ROOT = Path(__file__).resolve().parents[1]
+LABS = ROOT / "notebooks" / "labs"
+CNNLAB = [sys.executable, "-c", "import sys; from cnnlab.cli import main; sys.exit(main())"]
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def require_bwrap() -> None:
+    """Fail in CI (it must exercise the real sandbox), skip elsewhere, when bwrap is missing."""
+    works, why = sandbox.check_bwrap()
+    if works:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"the sandbox does not work in CI: {why}")
+    pytest.skip(why)
+
+
+def _sha(folder: Path) -> dict[str, str]:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _nb(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _write(path: Path, notebook: dict) -> Path:
+    path.write_text(json.dumps(notebook), encoding="utf-8")
+    return path
+
+
+def _edit(notebook: dict, old: str, new: str) -> dict:
+    """A copy with ``old`` replaced by ``new`` in the one code cell that contains it."""
+    notebook = json.loads(json.dumps(notebook))
+    hits = [c for c in notebook["cells"] if c["cell_type"] == "code" and old in
+            "".join(c["source"])]
+    assert len(hits) == 1, f"{old!r} found in {len(hits)} cells"
+    hits[0]["source"] = "".join(hits[0]["source"]).replace(old, new)
+    return notebook
 
 
 @pytest.fixture(scope="module")
-def assigned(tmp_path_factory):
-    """One `cnnlab assign` of both labs and of a master whose solution fails its own test."""
+def dist(tmp_path_factory):
+    """`cnnlab assign` of both labs and of a master whose solution fails its own case."""
     tmp = tmp_path_factory.mktemp("assign")
-    broken = tmp / "broken_lab.ipynb"  # tiny, so that otter assign of it costs little
-    nbformat.write(nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_raw_cell("# ASSIGNMENT CONFIG\nname: broken_lab\ntests:\n  files: true"),
-        nbformat.v4.new_raw_cell("# BEGIN QUESTION\nname: q1\npoints: 1"),
-        nbformat.v4.new_raw_cell("# BEGIN SOLUTION"),
-        nbformat.v4.new_code_cell("answer = 41  # SOLUTION"),
-        nbformat.v4.new_raw_cell("# END SOLUTION"),
-        nbformat.v4.new_raw_cell("# BEGIN TESTS"),
-        nbformat.v4.new_code_cell('assert answer == 42, f"answer should be 42, got {answer}"'),
-        nbformat.v4.new_raw_cell("# END TESTS"),
-        nbformat.v4.new_raw_cell("# END QUESTION"),
-    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                "language": "python"}}), broken)
-    masters = [LABS / "lab1_convolution.ipynb", LABS / "lab2_build_a_cnn.ipynb", broken]
-    start = time.monotonic()
+    broken = tmp / "broken_lab.ipynb"
+    broken.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+         "source": "answer = 41  # SOLUTION"},
+        {"cell_type": "raw", "metadata": {},
+         "source": "# QUESTION q1\ncase('the answer', 'answer', expected=42)"}]}))
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = grading.assign_main([*map(str, masters), "--out", str(tmp / "dist")])
-    return {"dist": tmp / "dist", "status": status, "seconds": time.monotonic() - start,
-            "out": out.getvalue(), "err": err.getvalue()}
+        status = assign.assign_main([str(LABS / "lab1_convolution.ipynb"),
+                                     str(LABS / "lab2_build_a_cnn.ipynb"), str(broken),
+                                     "--out", str(tmp / "dist")])
+    return {"dist": tmp / "dist", "status": status, "out": out.getvalue(),
+            "err": err.getvalue()}
 
 
-def test_assign_builds_student_versions_and_autograders(assigned):
+def test_assign_builds_student_notebooks_and_autograders(dist):
     for lab in ("lab1_convolution", "lab2_build_a_cnn"):
-        folder = assigned["dist"] / lab
-        assert (folder / "student" / f"{lab}.ipynb").is_file()
-        assert sorted(p.name for p in (folder / "student" / "tests").glob("q*.py"))
-        assert len(list((folder / "autograder").glob("*.zip"))) == 1
-        name, points = grading.autograder_info(grading.find_autograder(lab, assigned["dist"]))
-        assert name == lab and sum(points.values()) >= 15
+        folder = dist["dist"] / lab
+        student = folder / "student" / f"{lab}.ipynb"
+        text = student.read_text()
+        assert "BEGIN SOLUTION" not in text and "# QUESTION" not in text
+        assert 'grader.check(\\"q1\\")' in text and "otter" not in text
+        public = json.loads((folder / "student" / f"{lab}.checks.json").read_text())
+        info = json.loads((folder / "autograder" / "lab.json").read_text())
+        assert public and all(info["cases"][cid]["public"] for cid in public)
+        assert len(info["cases"]) > len(public)  # hidden cases exist and are not shipped
+        plan = (folder / "autograder" / "plan.json").read_text()
+        assert "expected" not in plan and "points" not in plan
+        assert sum(q["points"] for q in info["questions"].values()) >= 15
+        assert (folder / "autograder" / f"{lab}_gradescope.zip").is_file()
 
 
-def test_assign_fails_when_a_solution_fails_its_tests(assigned):
-    assert assigned["status"] == 1  # the broken master fails; the two real labs still build
-    assert "broken_lab.ipynb: FAILED: the solutions do not pass their own tests" in assigned["err"]
-    assert "q1 fails its tests" in assigned["err"]  # the failing question is named
-    assert "assert answer == 42" in assigned["err"]  # and the failing test line
-    assert "assigned 2 of 3 labs" in assigned["out"]
-    assert "lab1_convolution.ipynb: FAILED" not in assigned["err"]
+def test_assign_refuses_a_master_whose_solution_fails(dist):
+    assert dist["status"] == 1
+    assert "broken_lab.ipynb: FAILED" in dist["err"]
+    assert "q1/the answer: expected 42" in dist["err"]
+    assert "assigned 2 of 3 labs" in dist["out"]
 
 
-def test_student_versions_contain_no_solutions_or_hidden_tests(assigned):
-    secrets = {
-        "lab1_convolution": [
-            "out[i, j] = np.sum(image[i:i + kh, j:j + kw] * kernel)",
-            "window = x[:, i * stride:i * stride + kh, j * stride:j * stride + kw]",
-            "(1, 8, 26, 26)", "9705", "do not start the maximum at 0", "default_rng(10)",
-        ],
-        "lab2_build_a_cnn": [
-            "nn.Linear(16 * 4 * 4, 10)", "epochs=5, lr=5e-3", "(16, 4, 4)",
-            "report the accuracy of the trained model", "do not return a global model",
-        ],
-    }
-    for lab, lines in secrets.items():
-        student = assigned["dist"] / lab / "student"
-        text = "\n".join(p.read_text() for p in student.rglob("*") if p.is_file())
-        for line in lines:
-            assert grading._normalise(line) not in grading._normalise(text), (lab, line)
-        assert "'hidden': True" not in text and '"hidden": true' not in text
-        assert grading.find_leaks(LABS / f"{lab}.ipynb", student) == []
-        # the hidden tests are in the autograder, so the scan above could have failed
-        autograder = "\n".join(p.read_text() for p in (student.parent / "autograder" / "tests")
-                               .glob("*.py"))
-        assert "'hidden': True" in autograder
+def test_assign_without_master_says_where_it_looked(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert assign.assign_main([]) == 2
+    assert str(tmp_path / "notebooks" / "labs") in capsys.readouterr().err
 
 
-def test_find_leaks_reports_a_leaked_solution(assigned, tmp_path):
-    student = tmp_path / "student"
-    shutil.copytree(assigned["dist"] / "lab1_convolution" / "student", student)
-    notebook = student / "lab1_convolution.ipynb"
-    notebook.write_text(notebook.read_text().replace(
-        "params_net = ...", "params_net = 9705"))
-    leaks = grading.find_leaks(LABS / "lab1_convolution.ipynb", student)
-    assert any("9705" in leak for leak in leaks), leaks
+def test_labs_do_not_reuse_the_lessons_numbers(dist):
+    lessons = ["[[12, 12, 17], [10, 17, 19], [9, 6, 14]]", "(32, 7, 124, 124)",
+               "(32, 7, 128, 128)", "Conv2d(3, 7, 5)", "Conv2d(1, 8, 25", "3818", "size=16"]
+    for lab in ("lab1_convolution", "lab2_build_a_cnn"):
+        text = (LABS / f"{lab}.ipynb").read_text()
+        assert not [n for n in lessons if n in text], lab
 
 
-def _execute(notebook: Path) -> dict:
-    import nbformat
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(notebook, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(notebook.parent)}}).execute()
-    return nb
+def test_blank_solutions_keeps_signatures_and_blanks_answers():
+    student, removed = master.blank_solutions(
+        "def f(x):\n    # BEGIN SOLUTION\n    return x + 1\n    # END SOLUTION\n"
+        "shape_a = (1, 2)  # SOLUTION")
+    assert student == "def f(x):\n    ...\nshape_a = ..."
+    assert removed == ["    return x + 1", "shape_a = (1, 2)  # SOLUTION"]
 
 
-def test_student_versions_run_top_to_bottom_and_report_unanswered(assigned):
-    labs = {"lab1_convolution": 5, "lab2_build_a_cnn": 4}
-    paths = [assigned["dist"] / lab / "student" / f"{lab}.ipynb" for lab in labs]
-    with ThreadPoolExecutor(2) as pool:
-        notebooks = list(pool.map(_execute, paths))  # raises CellExecutionError on a crash
-    for nb, questions in zip(notebooks, labs.values(), strict=True):
-        checks = {}
-        for cell in nb.cells:
-            found = re.search(r'grader\.check\("(q\d+)"\)', cell.source)
-            if cell.cell_type == "code" and found:
-                checks[found.group(1)] = json.dumps(cell.outputs)
-        assert len(checks) == questions
-        for question, output in checks.items():
-            assert f"{question} results" in output and "failed" in output.lower(), output[:300]
+SOLUTION = '''import numpy as np
+
+def corr2d(image, kernel):
+    image = np.asarray(image, dtype=float)
+    kh, kw = np.shape(kernel)
+    out = np.zeros((image.shape[0] - kh + 1, image.shape[1] - kw + 1))
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = np.sum(image[i:i + kh, j:j + kw] * kernel)
+    return out
+'''
+
+
+@pytest.mark.parametrize("body, why", [
+    ("from numpy.lib.stride_tricks import sliding_window_view as v\n"
+     "    return np.einsum('ijkl,kl->ij', v(image, np.shape(kernel)), kernel)", "import"),
+    ("w = np.lib.stride_tricks.sliding_window_view(image, np.shape(kernel))\n"
+     "    return np.tensordot(w, kernel)", "np.lib"),
+    ("for _ in range(1):\n        pass\n    return image @ kernel", "@ operator"),
+    ("f = getattr(np, 'ein' + 'sum')\n    return f('ij,ij->', image, kernel)", "getattr"),
+    ("return helper(image, kernel)", "np.convolve"),
+    ("return image.dot(kernel)", ".dot"),
+])
+def test_loops_only_rejects_vectorised_shortcuts(body, why):
+    helper = "def helper(a, b):\n    for _ in range(1):\n        return np.convolve(a, b)\n"
+    cells = ["import numpy as np", helper, f"def corr2d(image, kernel):\n    {body}\n"]
+    ok, reason = static.loops_only(cells, "corr2d")
+    assert not ok and why in reason, reason
+
+
+def test_loops_only_accepts_loops_and_rejects_rebinding():
+    assert static.loops_only([SOLUTION], "corr2d") == (True, "")
+    for extra in ("corr2d = lambda i, k: i", "import torch as np",
+                  "globals()['corr2d'] = print", "np.sum = print"):
+        ok, reason = static.loops_only([SOLUTION, extra], "corr2d")
+        assert not ok, extra
+    assert static.loops_only(["x = 1"], "corr2d") == (False, "no function named corr2d found")
+
+
+def test_compare_checks_types_shapes_and_values():
+    equal, close = {"compare": "equal"}, {"compare": "close", "rtol": 1e-7, "atol": 1e-9}
+    assert scoring.compare(equal, (1, 2), (1, 2)) == ""
+    assert "expected a tuple" in scoring.compare(equal, (1, 2), [1, 2])
+    assert "expected 3 (int)" in scoring.compare(equal, 3, 3.0)
+    assert scoring.compare(equal, True, 1) != ""  # 1 is not True
+    want = np.arange(6.0).reshape(2, 3)
+    assert scoring.compare(close, want, want + 1e-12) == ""
+    assert "expected shape (2, 3)" in scoring.compare(close, want, want.T)
+    bumped = want.copy()
+    bumped[1, 2] += 1
+    assert "1 of 6 values differ; first at (1, 2)" in scoring.compare(close, want, bumped)
+    accuracy = {"compare": "accuracy", "at_least": 0.5}
+    assert scoring.compare(accuracy, np.array([1, 2, 3, 4]), np.array([1, 2, 0, 0])) == ""
+    assert "0.250" in scoring.compare(accuracy, np.array([1, 2, 3, 4]), np.array([1, 0, 0, 0]))
+    assert "integer class predictions" in scoring.compare(accuracy, np.arange(4), np.ones(4))
+    span = {"compare": "range", "at_least": 0.8, "at_most": 1.0}
+    assert scoring.compare(span, None, 0.9) == "" and scoring.compare(span, None, 1.5) != ""
+
+
+def test_points_are_clamped_to_each_question(tmp_path):
+    lab = {"questions": {"q1": {"points": 1.0}},
+           "cases": {f"q1/c{i}": {"question": "q1", "points": 1.0, "compare": "equal"}
+                     for i in range(3)}}
+    expected = {f"q1/c{i}": i for i in range(3)}
+    scores, notes = scoring.score(lab, expected, dict(expected), {})
+    assert scores == {"q1": 1.0} and notes == []
+    scores, notes = scoring.score(lab, expected, {"q1/c0": 5}, {})
+    assert scores == {"q1": 0.0} and len(notes) == 3
+
+
+def _results(folder: Path, cases: dict, arrays: dict | None = None) -> Path:
+    out = folder / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"cases": cases, "cells": []}))
+    with open(out / "arrays.npz", "wb") as f:
+        np.savez(f, **(arrays or {}))
+    return out
+
+
+def test_load_results_rejects_malformed_and_oversized_files(tmp_path):
+    out = _results(tmp_path / "a", {"q/x": {"value": {"t": [{"i": 1}]}},
+                                    "q/y": {"value": {"a": "a0"}}}, {"a0": np.ones(3)})
+    answers, _ = scoring.load_results(out, ["q/x", "q/y", "q/z"])
+    assert answers["q/x"] == (1,) and answers["q/y"].tolist() == [1.0, 1.0, 1.0]
+    assert isinstance(answers["q/z"], scoring.BadResults)
+    deep = _results(tmp_path / "b", {})
+    (deep / "results.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(scoring.BadResults):
+        scoring.load_results(deep, ["q/x"])
+    huge = _results(tmp_path / "c", {})
+    with open(huge / "results.json", "wb") as f:
+        f.truncate(scoring.MAX_JSON + 1)
+    with pytest.raises(scoring.BadResults, match="larger than"):
+        scoring.load_results(huge, ["q/x"])
+    objects = _results(tmp_path / "d", {"q/x": {"value": {"a": "a0"}}})
+    np.savez(objects / "arrays.npz", a0=np.array([1, None], dtype=object), allow_pickle=True)
+    answers, _ = scoring.load_results(objects, ["q/x"])
+    assert isinstance(answers["q/x"], scoring.BadResults)  # never unpickled
+    with pytest.raises(TypeError, match="not plain data"):
+        encode({"a": 1})
+
+
+def test_report_escapes_formulas_and_keeps_rows_until_finished(tmp_path):
+    out = tmp_path / "grades.csv"
+    rows = report.Report(out, {"q1": 2.0})
+    rows.add(report.Grade("=HYPERLINK(1)", {"q1": 2.0}, "ok", "-2 points\r@x"))
+    assert not out.exists() and "HYPERLINK" in rows.partial.read_text()  # durable already
+    rows.finish()
+    parsed = list(csv.reader(out.read_text().splitlines()))
+    assert parsed[0] == ["file", "q1", "total", "possible", "status", "reason"]
+    assert parsed[1] == ["'=HYPERLINK(1)", "2", "2", "2", "ok", "'-2 points @x"]
+
+
+def test_student_check_prints_one_line_or_a_few_per_failure(dist, capsys):
+    folder = dist["dist"] / "lab1_convolution" / "student"
+    grader = check.Checker("lab1_convolution", folder)
+    solution = _nb(dist["dist"] / "lab1_convolution" / "autograder" / "lab1_convolution.ipynb")
+    namespace: dict = {}
+    for cell in solution["cells"]:
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "code" and "grader" not in text:
+            exec(text, namespace)  # the master's own solution (trusted)
+    grader.check("q1", namespace)
+    assert capsys.readouterr().out.count("\n") == 1 and grader.passed
+    namespace["corr2d"] = lambda image, kernel: np.zeros((2, 2))
+    namespace["shape_a"] = [8, 9, 58, 42]
+    grader.check("q1", namespace)
+    lines = capsys.readouterr().out.splitlines()
+    assert 2 <= len(lines) <= 4 and "expected shape (3, 4), got shape (2, 2)" in lines[1]
+    grader.check("q4", namespace)
+    assert "expected a tuple" in capsys.readouterr().out
+    del namespace["shape_b"]
+    grader.check_all()  # the caller's globals: nothing defined here, every check fails
+    out = capsys.readouterr().out
+    assert "q1: 1 of 1 public checks failed" in out and "not answered yet" in out
 
 
 @pytest.fixture(scope="module")
-def graded(assigned, tmp_path_factory):
-    """One `cnnlab grade` run over every fixture submission of lab 1."""
+def graded(dist, tmp_path_factory):
+    """One sandboxed `cnnlab grade` run of lab 1: correct, blank, wrong, odd and broken files."""
+    require_bwrap()
+    lab = dist["dist"] / "lab1_convolution"
+    solution = _nb(lab / "autograder" / "lab1_convolution.ipynb")
     folder = tmp_path_factory.mktemp("submissions")
-    paths = make_submissions.make(assigned["dist"] / "lab1_convolution" / "student",
-                                  LABS / "lab1_convolution.ipynb", folder)
-    before = {name: _sha(path) for name, path in paths.items()}
-    out = folder.parent / "grades.csv"
-    # the infinite loop first, so its timeout overlaps the other worker's submissions
-    order = sorted(paths, key=lambda name: name != "infinite_loop.ipynb")
-    start = time.monotonic()
-    status = cli.main(["grade", *(str(paths[name]) for name in order), "--out", str(out),
-                       "--lab", "lab1_convolution", "--dist", str(assigned["dist"]),
-                       "--timeout", str(LOOP_TIMEOUT), "--jobs", "2"])
-    seconds = time.monotonic() - start
-    rows = {Path(row["file"]).name: row for row in csv.DictReader(out.open())}
-    return {"status": status, "rows": rows, "paths": paths, "before": before,
-            "seconds": seconds}
+    files = {
+        "correct": _write(folder / "correct.ipynb", solution),
+        "blank": _write(folder / "-blank.ipynb", _nb(lab / "student" / "lab1_convolution.ipynb")),
+        "list": _write(folder / "=list.ipynb",
+                       _edit(solution, "shape_a = (8, 9, 58, 42)", "shape_a = [8, 9, 58, 42]")),
+        "einsum": _write(folder / "einsum.ipynb", _edit(
+            solution, "    kernel = np.asarray(kernel, dtype=float)\n",
+            "    kernel = np.asarray(kernel, dtype=float)\n"
+            "    from numpy.lib.stride_tricks import sliding_window_view as view\n"
+            "    return np.einsum('ijkl,kl->ij', view(image, kernel.shape), kernel)\n")),
+        "loop": _write(folder / "loop.ipynb", _edit(solution, "import numpy as np",
+                                                    "import numpy as np\nwhile True:\n    pass")),
+        "deep": folder / "deep.ipynb",
+        "lab2": _write(folder / "lab2.ipynb", _nb(dist["dist"] / "lab2_build_a_cnn" / "student" /
+                                                 "lab2_build_a_cnn.ipynb")),
+    }
+    files["deep"].write_text('{"cells": ' + "[" * 50_000 + "]" * 50_000 + "}")
+    before = _sha(folder) | _sha(lab / "autograder")
+    out = folder / "out" / "grades.csv"
+    done = subprocess.run(
+        [*CNNLAB, "grade", *(p.name for p in files.values()), "--out", str(out),
+         "--autograder", str(lab / "autograder"), "--jobs", "2", "--timeout", "20"],
+        cwd=folder, capture_output=True, text=True, timeout=600)
+    rows = {r["file"]: r for r in csv.DictReader(out.open())}
+    return {"files": files, "rows": rows, "done": done, "before": before,
+            "after": _sha(folder) | _sha(lab / "autograder"),
+            "out": out}
 
 
-@pytest.mark.parametrize("name", sorted(make_submissions.EXPECTED))
-def test_fixture_gets_expected_score_status_and_reason(graded, name):
-    total, status, reason = make_submissions.EXPECTED[name]
-    row = graded["rows"][name]
-    assert (float(row["total"]), row["status"]) == (total, status), row
-    assert reason in row["reason"], row
-    assert float(row["possible"]) == 20
-    scores = [float(row[q]) for q in ("q1", "q2", "q3", "q4", "q5")]
-    assert sum(scores) == pytest.approx(float(row["total"]))
+def _row(graded, name):
+    path = graded["files"][name].name
+    return graded["rows"].get(path) or graded["rows"][report.escape(path)]
 
 
-def test_submissions_are_not_modified(graded):
-    after = {name: _sha(path) for name, path in graded["paths"].items()}
-    assert after == graded["before"]
+def test_grade_scores_every_submission(graded):
+    assert graded["done"].returncode == 1, graded["done"].stderr  # some were not gradable
+    assert len(graded["rows"]) == len(graded["files"])
+    correct = _row(graded, "correct")
+    assert correct["status"] == "ok" and correct["total"] == correct["possible"] == "19"
+    blank = _row(graded, "blank")
+    assert float(blank["total"]) == 0 and "got NoneType" in blank["reason"]
+    assert _row(graded, "list")["q4"] == "3"  # a list is not the tuple the question asks for
+    einsum = _row(graded, "einsum")
+    assert einsum["q1"] == "3.5" and "must be written with explicit loops" in einsum["reason"]
+    assert _row(graded, "loop")["status"] == "timeout"
+    assert _row(graded, "deep")["status"] == "invalid"
+    assert _row(graded, "lab2")["status"] == "wrong-lab"
 
 
-def test_grade_run_is_bounded_and_reports_failures(graded, capsys):
-    assert graded["status"] == 1  # the timeout and the non-notebook could not be graded
-    assert len(graded["rows"]) == len(make_submissions.EXPECTED)
-    # 9 submissions, 2 at a time: far less than one timeout per submission
-    assert graded["seconds"] < 4 * LOOP_TIMEOUT, graded["seconds"]
-    print(f"graded {len(graded['rows'])} fixtures in {graded['seconds']:.0f} s")
+def test_grade_leaves_submissions_and_autograder_unchanged(graded):
+    unchanged = {k: v for k, v in graded["after"].items() if "grades.csv" not in k}
+    assert unchanged == graded["before"]
+    assert not graded["out"].with_name("grades.csv.partial").exists()
 
 
-def test_grade_usage_errors(tmp_path, capsys):
-    notebook = tmp_path / "a.ipynb"
-    notebook.write_text("{}")
-    assert grading.grade_main([str(notebook), "--out", str(tmp_path / "g.csv"),
-                               "--autograder", str(tmp_path / "missing.zip")]) == 2
-    assert "autograder zip not found" in capsys.readouterr().err
-    assert grading.grade_main([str(notebook), "--out", str(tmp_path / "g.csv"),
-                               "--lab", "lab9", "--dist", str(tmp_path)]) == 2
-    assert "run `cnnlab assign` first" in capsys.readouterr().err
-    with pytest.raises(SystemExit):  # no --lab and no metadata naming the lab
-        grading.grade_main([str(notebook), "--out", str(tmp_path / "g.csv")])
-    assert "cannot tell which lab" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        grading.grade_main([str(notebook)])  # --out is required
+def test_grade_without_bwrap_stops_with_install_hint(tmp_path, dist):
+    env = {**os.environ, "PATH": str(tmp_path)}  # no bwrap on PATH
+    base = [*CNNLAB, "grade", "x.ipynb", "--out", str(tmp_path / "g.csv"),
+            "--autograder", str(dist["dist"] / "lab1_convolution" / "autograder")]
+    done = subprocess.run(base, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 2 and "apt-get install bubblewrap" in done.stderr
+    done = subprocess.run([*base, "--no-sandbox"], capture_output=True, text=True, env=env,
+                          cwd=tmp_path)
+    assert done.stderr.count("WARNING: --no-sandbox") == 1
+    assert "invalid" in (tmp_path / "g.csv").read_text()
 
 
-def test_read_notebook_rejects_non_notebooks(tmp_path):
-    cases = {"text.ipynb": "hello", "list.ipynb": "[1, 2]",
-             "v3.ipynb": '{"cells": [], "nbformat": 3}'}
-    for name, text in cases.items():
-        (tmp_path / name).write_text(text)
-        notebook, reason = grading._read_notebook(tmp_path / name)
-        assert notebook is None and reason, name
-    (tmp_path / "binary.ipynb").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
-    assert grading._read_notebook(tmp_path / "binary.ipynb")[0] is None
+def test_gradescope_zip_runs_the_same_grading(dist, tmp_path):
+    require_bwrap()
+    lab = dist["dist"] / "lab1_convolution"
+    with zipfile.ZipFile(lab / "autograder" / "lab1_convolution_gradescope.zip") as archive:
+        archive.extractall(tmp_path / "source")
+    (tmp_path / "submission").mkdir()
+    shutil.copy(lab / "autograder" / "lab1_convolution.ipynb", tmp_path / "submission")
+    done = subprocess.run(["bash", str(tmp_path / "source" / "run_autograder")],
+                          env={**os.environ, "GRADESCOPE_ROOT": str(tmp_path)},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert results["score"] == 19 and len(results["tests"]) == 5
+    assert all(t["score"] == t["max_score"] for t in results["tests"])
 
 
-def test_write_csv_has_one_row_per_submission(tmp_path):
-    grades = [grading.Grade("a.ipynb", {"q1": 2.0, "q2": 1.5}),
-              grading.Grade("b.ipynb", status="timeout", reason="stopped")]
-    grading.write_csv(grades, {"q1": 2.0, "q2": 3.0}, tmp_path / "g.csv")
-    rows = list(csv.reader((tmp_path / "g.csv").open()))
-    assert rows == [["file", "q1", "q2", "total", "possible", "status", "reason"],
-                    ["a.ipynb", "2", "1.5", "3.5", "5", "ok", ""],
-                    ["b.ipynb", "0", "0", "0", "5", "timeout", "stopped"]]
+def test_doctor_reports_the_sandbox(capsys):
+    assert cli.main(["doctor"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("sandbox"))
+    assert ("bwrap works" in line) == sandbox.check_bwrap()[0]

@@ -202,8 +202,9 @@ def grade_main(argv: Sequence[str]) -> int:
         description="Grade submitted notebooks: each runs in a bubblewrap sandbox that only "
                     "hands back plain answers; scores are computed here from the expected "
                     "answers of the autograder. One CSV row per submission.")
-    parser.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION",
-                        help="notebooks, or folders whose .ipynb files are all graded")
+    parser.add_argument("submissions", nargs="*", type=Path, metavar="SUBMISSION",
+                        help="notebooks, or folders whose .ipynb files are all graded (names "
+                             "starting with - work too)")
     parser.add_argument("--out", type=Path, required=True, help="the CSV file to write")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--autograder", type=Path, metavar="PATH",
@@ -218,7 +219,13 @@ def grade_main(argv: Sequence[str]) -> int:
                         help="address-space cap per submission (default: 6G; torch needs ~4G)")
     parser.add_argument("--no-sandbox", action="store_true",
                         help="run student code without bubblewrap (trusted code only)")
-    args = parser.parse_args(list(argv))
+    args, extra = parser.parse_known_args(list(argv))
+    # `cnnlab grade *.ipynb` may expand to names starting with "-": files are data
+    odd = [Path(item) for item in extra if Path(item).exists()]
+    if len(odd) != len(extra):
+        unknown = " ".join(e for e in extra if not Path(e).exists())
+        parser.error(f"unrecognized arguments: {unknown}")
+    args.submissions += odd
     if args.jobs < 1 or args.timeout <= 0:
         parser.error("--jobs must be >= 1 and --timeout > 0")
     try:

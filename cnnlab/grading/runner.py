@@ -191,6 +191,9 @@ def run_notebook(sources: list[str], namespace: dict) -> list[dict]:
 def main(scratch: str) -> int:
     """Run the submission and the plan in ``scratch``; write out/results.json."""
     root = Path(scratch)
+    package_parent = str(Path(__file__).resolve().parents[2])
+    if package_parent not in sys.path:  # cnnlab importable where it is not installed
+        sys.path.append(package_parent)
     plan = json.loads((root / "plan.json").read_text(encoding="utf-8"))
     with np.load(root / "plan.npz", allow_pickle=False) as stored:
         inputs = {key: stored[key] for key in stored.files}

@@ -105,14 +105,15 @@ def bwrap_command(scratch: Path, slot: int, limits: Limits) -> list[str]:
             command += ["--symlink", os.readlink(link), str(link)]
         elif link.is_dir():
             command += ["--ro-bind", str(link), str(link)]
+    # mounts first: a later --tmpfs /tmp would hide binds below /tmp
+    command += ["--proc", "/proc", "--dev", "/dev", "--size", str(256 * 2**20),
+                "--tmpfs", "/tmp", "--size", str(64 * 2**20), "--tmpfs", "/dev/shm"]
     for folder in _ancestors(binds):
         if not any(folder == b or b in folder.parents for b in binds):
             command += ["--perms", "0755", "--dir", str(folder)]
     for path in binds:
         command += ["--ro-bind", str(path), str(path)]
-    command += ["--proc", "/proc", "--dev", "/dev", "--size", str(256 * 2**20),
-                "--tmpfs", "/tmp", "--size", str(64 * 2**20), "--tmpfs", "/dev/shm",
-                "--bind", str(scratch), "/scratch", "--chdir", "/scratch"]
+    command += ["--bind", str(scratch), "/scratch", "--chdir", "/scratch"]
     env = dict(ENV_KEEP, OMP_NUM_THREADS=str(limits.threads),
                MKL_NUM_THREADS=str(limits.threads), OPENBLAS_NUM_THREADS=str(limits.threads))
     for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # machine facts, not secrets
