@@ -9,8 +9,10 @@ case(s), pointing ``TORCH_HOME`` at a temporary folder:
 - "without weights": the folder is empty (only needed when this machine has the real file,
   otherwise the plain notebook run already covers it).
 
-Only cells marked ``# NBVAL_IGNORE_OUTPUT`` may depend on the weights; every other output
-(shapes, parameter counts, the baseline accuracy, the exercises) must match the stored one.
+Only cells tagged ``nbval-ignore-output`` may depend on the weights (which network is shown,
+its top classes, its filters' roughness, the transfer accuracies of learned and random
+features); every other output (shapes, parameter counts, the raw-pixel baseline, the
+exercises) must match the stored one.
 Slow by nature (one full notebook run, 10-60 s depending on the machine's load).
 """
 
@@ -71,7 +73,7 @@ def test_notebook07_with_imagenet_weights_present(tmp_path, monkeypatch):
     result = run_notebook(tmp_path)
     assert result.returncode == 0, (
         "lesson 07 fails nbval when the ImageNet weights are present; an output that depends "
-        "on the weights is compared (mark that cell # NBVAL_IGNORE_OUTPUT with the reason):\n"
+        "on the weights is compared (tag that cell nbval-ignore-output):\n"
         + result.stdout[-6000:] + result.stderr[-2000:])
 
 
