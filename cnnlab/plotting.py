@@ -328,7 +328,3 @@ def plot_history(histories: Any, title: str | None = None) -> Figure:
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.suptitle(title or "learning curves (solid: train, dashed: test)")
     return fig
-
-# Until cnnlab/__init__.py maps the diagram names to cnnlab.diagrams, `cnnlab.plot_conv_grid`
-# and friends are looked up here. Delete this import when it does.
-from cnnlab.diagrams import plot_channel_sum, plot_conv_grid, plot_pool_grid  # noqa: E402, F401

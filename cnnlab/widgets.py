@@ -377,8 +377,3 @@ def conv_explorer(image: Any = "cat", interactive: bool | None = None, *,
     display(explorer.widget)
     explorer.redraw()
     return None
-
-
-# Until cnnlab/__init__.py stops listing it, `cnnlab.size_formula` is looked up here (no lesson
-# calls it). Delete this line when __init__ reads each module's __all__.
-size_formula = _formula

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # shared setup: moves to tests/conftest.py once it exists
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from matplotlib.colors import to_rgba  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from cnnlab.diagrams import WINDOW, plot_channel_sum, plot_conv_grid, plot_pool_grid  # noqa: E402
-
-# the lessons' 5x5 example (lesson 02); shared example grids: move to tests/conftest.py
-X5 = [[3, 3, 2, 1, 0], [0, 0, 1, 3, 1], [3, 1, 2, 2, 3], [2, 0, 0, 2, 2], [2, 0, 0, 0, 1]]
-K3 = [[0, 1, 2], [2, 2, 0], [0, 1, 2]]
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
+from cnnlab.diagrams import WINDOW, plot_channel_sum, plot_conv_grid, plot_pool_grid
 
 
 def torch_conv(x, k, **options):
@@ -48,30 +33,33 @@ def shaded(ax):
             if p.get_fill() and p.get_facecolor() == to_rgba(WINDOW)]
 
 
-def test_conv_grid_draws_input_kernel_and_torch_output():
-    fig = plot_conv_grid(X5, K3)
+def test_conv_grid_draws_input_kernel_and_torch_output(example):
+    grid, kernel = example.x, example.k
+    fig = plot_conv_grid(grid, kernel)
     assert isinstance(fig, Figure)
     ax_in, _, ax_k, _, ax_out = fig.axes
-    assert numbers(ax_in) == np.ravel(X5).tolist()
-    assert numbers(ax_k) == np.ravel(K3).tolist()
-    assert numbers(ax_out) == torch_conv(X5, K3).ravel().tolist()
+    assert numbers(ax_in) == np.ravel(grid).tolist()
+    assert numbers(ax_k) == np.ravel(kernel).tolist()
+    assert numbers(ax_out) == np.ravel(example.out).tolist()
+    np.testing.assert_array_equal(torch_conv(grid, kernel), example.out)
     assert shaded(ax_in) == [(r, c) for r in range(3) for c in range(3)]  # the window
     assert shaded(ax_out) == [(0, 0)]  # the cell it produces
     # the title writes out the sum of products and its value, 12
-    products = [f"{x}*{k}" for x, k in zip(np.ravel(np.array(X5)[:3, :3]), np.ravel(K3),
+    products = [f"{x}*{k}" for x, k in zip(np.ravel(np.array(grid)[:3, :3]), np.ravel(kernel),
                                            strict=True)]
     title = fig.get_suptitle()
     assert all(p in title for p in products) and title.endswith("= 12")
 
 
-def test_conv_grid_padding_ring_stride_and_position():
-    fig = plot_conv_grid(X5, K3, padding=1, stride=2, position=(1, 2))
+def test_conv_grid_padding_ring_stride_and_position(example):
+    grid, kernel = example.x, example.k
+    fig = plot_conv_grid(grid, kernel, padding=1, stride=2, position=(1, 2))
     ax_in, _, _, _, ax_out = fig.axes
     drawn = cells(ax_in)
     assert len(drawn) == 49  # the padded input is 7x7
     ring = [t for t in drawn if t.get_color() != "black"]  # padding zeros in gray
     assert len(ring) == 24 and {t.get_text() for t in ring} == {"0"}
-    expected = torch_conv(X5, K3, padding=1, stride=2)
+    expected = torch_conv(grid, kernel, padding=1, stride=2)
     assert numbers(ax_out) == expected.ravel().tolist()
     assert shaded(ax_out) == [(1, 2)]
     # the window of output (1, 2) starts one stride down and two right: padded row 2, column 4
@@ -79,30 +67,32 @@ def test_conv_grid_padding_ring_stride_and_position():
     assert fig.get_suptitle().endswith(f"= {expected[1, 2]:g}")
 
 
-def test_conv_grid_dilation_matches_torch():
-    fig = plot_conv_grid(X5, [[1, 0], [0, 1]], dilation=2, position=(1, 1))
-    expected = torch_conv(X5, np.eye(2), dilation=2)
+def test_conv_grid_dilation_matches_torch(example):
+    grid = example.x
+    fig = plot_conv_grid(grid, [[1, 0], [0, 1]], dilation=2, position=(1, 1))
+    expected = torch_conv(grid, np.eye(2), dilation=2)
     assert numbers(fig.axes[4]) == expected.ravel().tolist()
     assert shaded(fig.axes[0]) == [(1, 1), (1, 3), (3, 1), (3, 3)]  # every other cell
 
 
-def test_conv_grid_errors():
+def test_conv_grid_errors(example):
+    grid, kernel = example.x, example.k
     with pytest.raises(ValueError, match="plot_channel_sum"):
-        plot_conv_grid(np.ones((3, 5, 5)), K3)
+        plot_conv_grid(np.ones((3, 5, 5)), kernel)
     with pytest.raises(ValueError, match="kernel"):
-        plot_conv_grid(X5, [1, 2, 3])
+        plot_conv_grid(grid, [1, 2, 3])
     with pytest.raises(ValueError, match="position"):
-        plot_conv_grid(X5, K3, position=(3, 0))
+        plot_conv_grid(grid, kernel, position=(3, 0))
     with pytest.raises(TypeError, match="position"):
-        plot_conv_grid(X5, K3, position=0)
+        plot_conv_grid(grid, kernel, position=0)
     with pytest.raises(ValueError, match="plot_conv"):
-        plot_conv_grid(np.ones((20, 20)), K3)
+        plot_conv_grid(np.ones((20, 20)), kernel)
     with pytest.raises(ValueError, match="stride"):
-        plot_conv_grid(X5, K3, stride=0)
+        plot_conv_grid(grid, kernel, stride=0)
     with pytest.raises(ValueError, match="padding"):
-        plot_conv_grid(X5, K3, padding=-1)
+        plot_conv_grid(grid, kernel, padding=-1)
     with pytest.raises(ValueError, match="larger|no larger"):
-        plot_conv_grid([[1, 2], [3, 4]], K3)
+        plot_conv_grid([[1, 2], [3, 4]], kernel)
 
 
 def test_channel_sum_partial_maps_add_up_to_the_output():

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # shared setup: moves to tests/conftest.py once it exists
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from cnnlab.plotting import (  # noqa: E402
+from cnnlab.plotting import (
     plot_conv,
     plot_convs,
     plot_feature_maps,
@@ -24,12 +19,6 @@ from cnnlab.plotting import (  # noqa: E402
 
 BLUR = [[1 / 16, 1 / 8, 1 / 16], [1 / 8, 1 / 4, 1 / 8], [1 / 16, 1 / 8, 1 / 16]]
 OUTLINE = [[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]]
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 @pytest.fixture

@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # shared setup: moves to tests/conftest.py once it exists
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from cnnlab import widgets  # noqa: E402
-from cnnlab.images import load_image  # noqa: E402
-from cnnlab.shapes import conv_output_size  # noqa: E402
-from cnnlab.widgets import conv_explorer, explorer_figure, frontend_attached  # noqa: E402
+from cnnlab import widgets
+from cnnlab.images import load_image
+from cnnlab.shapes import conv_output_size
+from cnnlab.widgets import conv_explorer, explorer_figure, frontend_attached
 
 SMALL = torch.rand(3, 40, 60, generator=torch.Generator().manual_seed(0))
 SOBEL_X = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 def gray(x):
