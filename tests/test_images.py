@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnlab.images import list_images, load_image, looks_hwc, to_hwc, to_nchw
+from cnnlab._checks import image_chw, layout_hint
+from cnnlab.images import list_images, load_image, looks_hwc, photo_path, to_hwc, to_nchw
 
 
 def test_bundled_photos_listed():
@@ -76,10 +77,41 @@ def test_unreadable_file(tmp_path):
 @pytest.mark.parametrize(
     ("shape", "hwc"),
     [((266, 400, 3), True), ((28, 28, 1), True), ((5, 5, 4), True), ((3, 266, 400), False),
-     ((1, 28, 28), False), ((3, 3, 3), False), ((64, 9, 5), False), ((3, 4, 4), False)],
+     ((1, 28, 28), False), ((3, 3, 3), False), ((64, 9, 5), False), ((3, 4, 4), False),
+     ((8, 32, 32, 3), True), ((8, 3, 32, 32), False), ((28, 28), False)],
 )
 def test_layout_rule(shape, hwc):
     assert looks_hwc(shape) is hwc
+
+
+def test_one_image_as_chw_for_every_module():
+    """_checks.image_chw: the conversion that plotting and widgets share."""
+    gray = image_chw(np.full((4, 6), 255, dtype=np.uint8), "test")
+    assert gray.shape == (1, 4, 6) and gray.dtype == torch.float32 and float(gray.max()) == 1.0
+    assert image_chw(torch.ones(1, 3, 4, 6, requires_grad=True), "test").shape == (3, 4, 6)
+    assert image_chw(np.ones((7, 4, 6)), "test", channels=None).shape == (7, 4, 6)
+    with pytest.raises(ValueError, match="permute") as info:
+        image_chw(np.ones((4, 6, 3)), "test")  # HWC: the hint moves the channels
+    assert "(4, 6, 3)" in str(info.value)
+    with pytest.raises(ValueError, match="alpha"):
+        image_chw(np.ones((4, 5, 6)), "test")  # 4 channels first: RGBA
+    with pytest.raises(ValueError, match="batch"):
+        image_chw(np.ones((2, 3, 4, 4)), "test")
+
+
+def test_layout_hint_names_the_fix():
+    assert "transpose(2, 0, 1)" in layout_hint((32, 48, 3))
+    assert "permute(0, 3, 1, 2)" in layout_hint((8, 32, 48, 3))
+    assert "alpha" in layout_hint((4, 32, 48))
+    assert layout_hint((3, 32, 48)) == ""
+
+
+def test_photo_path_is_a_png_inside_the_package():
+    path = photo_path("cat")
+    assert path.suffix == ".png" and path.parent.name == "photos" and path.is_file()
+    assert path.parent.parent.name == "cnnlab"
+    with pytest.raises(ValueError, match="cat"):
+        photo_path("dog")
 
 
 def test_to_nchw_from_hwc_uint8():
