@@ -64,6 +64,38 @@ def test_every_name_the_lessons_call_exists():
     assert missing == []
 
 
+# Modules read from the bottom up: each imports only modules of its own layer or below.
+LAYERS = [("_checks", "paths", "network"), ("shapes",), ("ops",), ("backward", "images", "data"),
+          ("models", "train", "layers", "alexnet", "first_layer"),
+          ("diagrams", "plotting", "widgets", "animations"),
+          ("exercises", "downloads", "cli", "grading")]
+
+
+def _cnnlab_imports(path: Path) -> set[str]:
+    """The cnnlab modules a file imports anywhere (top level or inside functions)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                 else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+        if isinstance(node, ast.ImportFrom) and node.module == "cnnlab":
+            names = [f"cnnlab.{a.name}" for a in node.names]
+        found.update(n.split(".")[1] for n in names if n.startswith("cnnlab."))
+    return found
+
+
+def test_modules_import_only_their_layer_or_below():
+    rank = {module: i for i, layer in enumerate(LAYERS) for module in layer}
+    package = Path(cnnlab.__file__).parent
+    files = [p for p in package.rglob("*.py") if p.name != "__init__.py" or p.parent != package]
+    assert {p.relative_to(package).parts[0].removesuffix(".py") for p in files} == set(rank)
+    upward = []
+    for path in files:
+        module = path.relative_to(package).parts[0].removesuffix(".py")
+        upward += [f"{module} imports {other}" for other in _cnnlab_imports(path)
+                   if rank.get(other, 0) > rank[module]]
+    assert upward == []
+
+
 def test_unknown_name_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'conv3d'"):
         cnnlab.conv3d  # noqa: B018
