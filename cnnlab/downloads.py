@@ -13,8 +13,8 @@ def main(argv: Sequence[str] = ()) -> int:
     """Download AlexNet's ImageNet weights and/or torchvision datasets; returns an exit status."""
     parser = argparse.ArgumentParser(
         prog="cnnlab download",
-        description="Pre-fetch AlexNet weights (into torch's cache) and datasets (into data/) "
-        "so that a classroom can work offline.",
+        description="Pre-fetch AlexNet weights (into torch.hub's cache) and datasets (into "
+        "the folder `cnnlab doctor` shows) so that a classroom can work offline.",
     )
     parser.add_argument("targets", nargs="+", choices=TARGETS, metavar="TARGET",
                         help=f"one or more of: {', '.join(TARGETS)}")
