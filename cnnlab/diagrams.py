@@ -98,7 +98,7 @@ def draw_grid(ax: Axes, values: np.ndarray, fills: Any = None, text_colours: Any
             ax.text(j + 0.5, i + 0.5, texts[i][j], ha="center", va="center", fontsize=fontsize,
                     color="black" if text_colours is None else text_colours[i][j],
                     fontweight="bold" if bold is not None and bold[i][j] else "normal",
-                    gid="cell")
+                    gid="cell", in_layout=False)  # inside the axes: layout need not measure it
     ax.set_xlim(-0.15, cols + 0.15)
     ax.set_ylim(rows + 0.15, -0.15)
     ax.set_aspect("equal")

@@ -152,7 +152,7 @@ def _write_values(ax: Axes, array: np.ndarray, cells: list[tuple[int, int]],
     """Write array[i, j] with two decimals on each (i, j) of ``cells`` of an imshow."""
     for i, j in cells:
         ax.text(j, i, f"{round(float(array[i, j]), 2) + 0.0:.2f}", ha="center", va="center",
-                fontsize=fontsize, gid="value",
+                fontsize=fontsize, gid="value", in_layout=False,
                 bbox={"boxstyle": "square,pad=0.1", "fc": "white", "alpha": 0.6})
 
 
@@ -228,7 +228,7 @@ def _zoom_row(panel: SubFigure, padded: np.ndarray, out: np.ndarray, s: dict[str
                    fontsize=10, fontweight="bold")
     if p:
         _box(ax_in, p, p, zoom[0], zoom[1], _PADDING_EDGE, ":", lw=2)
-    if max(zoom) <= 12:  # the pixel values under the window
+    if max(zoom) <= 10:  # the pixel values under the window (too crowded beyond)
         _write_values(ax_in, crop, [(a * d, b * d) for a in range(k) for b in range(k)], 7)
     ax_in.set_title(f"padded input, top-left {zoom[0]}x{zoom[1]}\n"
                     "blue: window of output[0, 0]; orange: the next")
