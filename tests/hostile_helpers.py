@@ -297,10 +297,11 @@ def unescape(cell: str) -> str:
 
 
 def grade(files: list[str], out: Path, cwd: Path, env: dict[str, str], lab: str,
-          timeout: float, jobs: int = 2, kill_above: int = 3 * 2**30) -> Run:
+          timeout: float, jobs: int = 2, kill_above: int = 3 * 2**30,
+          extra: tuple[str, ...] | list[str] = ()) -> Run:
     """Run `cnnlab grade FILES --lab LAB --out OUT` in ``cwd`` (which holds dist/)."""
     command = [*cnnlab_command(), "grade", *files, "--lab", lab, "--out", str(out),
-               "--timeout", str(timeout), "--jobs", str(jobs)]
+               "--timeout", str(timeout), "--jobs", str(jobs), *extra]
     start = time.monotonic()
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
@@ -325,6 +326,11 @@ def grade(files: list[str], out: Path, cwd: Path, env: dict[str, str], lab: str,
             row = dict(zip(header, values, strict=False))
             rows[unescape(row.get("file", ""))] = row
     return Run(process.returncode, rows, raw, stdout, stderr, seconds, sampler.peak, text)
+
+
+def find_row(rows: dict[str, dict[str, str]], name: str) -> dict[str, str] | None:
+    """The row of file ``name``; a newline in a name may be written as a space (one line)."""
+    return rows.get(name) or rows.get(name.replace("\r", " ").replace("\n", " "))
 
 
 def scores(row: dict[str, str], questions: list[str]) -> dict[str, float]:

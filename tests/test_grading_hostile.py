@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import secrets
 import socket
 import sys
@@ -34,7 +35,8 @@ import hostile_helpers as hh
 import pytest
 
 LAB = "lab1_convolution"
-TIMEOUT = 40  # seconds per submission; honest ones take a few
+TIMEOUT = 30  # seconds per submission; honest ones take a few
+MEMORY = "2G"  # the attack run's sandbox cap: the 8 GB probes need more, the flood stops at it
 MEMORY_SLACK = 200 * 2**20  # the grader may use this much more than on the honest baseline
 
 _spec = importlib.util.spec_from_file_location(
@@ -149,13 +151,15 @@ def _secret_lines(lab: hh.Lab) -> list[str]:
     """Distinctive solution lines (whitespace and quotes removed) that no public file holds.
 
     Public: the student notebook and the installed cnnlab package, which students have too
-    (its own conv2d_loops shares lines with lab 1's solution, so those prove nothing)."""
+    (its own conv2d_loops shares lines with lab 1's solution, so those prove nothing). Short
+    generic lines (`x = np.asarray(x, dtype=float)`) occur in any library: left out."""
     public = [json.dumps(lab.student)] + [p.read_text(errors="ignore")
                                          for p in (hh.ROOT / "cnnlab").rglob("*.py")]
     seen = _norm("\n".join(public).replace("\\n", "\n"))
     lines = {line for code in lab.solutions for line in code.splitlines()}
-    return sorted({_norm(line) for line in lines if len(_norm(line)) >= 16
-                   and _norm(line) not in seen})
+    distinctive = {_norm(line) for line in lines if len(_norm(line)) >= 28
+                   or re.fullmatch(r"\w+=[-\d(),.]+", _norm(line))}  # long, or an answer
+    return sorted(line for line in distinctive if line not in seen)
 
 
 def _system_dirs() -> list[str]:
@@ -178,7 +182,8 @@ def _shortcut_notebooks(world: World) -> dict[str, dict]:
         return {}
     return {"shortcut_einsum": hh.fill(world.lab.student, replaced(
                 lambda f: attacks.SHORTCUTS[f]["einsum"])),
-            "shortcut_shadow_builtin": hh.fill(world.lab.student, replaced(attacks.shadowed))}
+            "shortcut_shadow_builtin": hh.fill(world.lab.student, replaced(attacks.shadowed)),
+            "shortcut_code_swap": hh.fill(world.lab.student, replaced(attacks.code_swapped))}
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +213,8 @@ def attack_run(world, baseline):
         "secret_files": [f"{LAB}.ipynb", "expected.json", "expected.npz", "lab.json",
                          f"{LAB}_gradescope.zip"],
         "secret_lines": _secret_lines(world.lab),
+        "system_prefixes": sorted({"/usr", str(Path(sys.prefix).resolve()),
+                                   str(Path(sys.base_prefix).resolve())}),
         "secret_name": "CNNLAB_HOSTILE_SECRET",
         "canary": str(world.canary), "canary_text": world.canary.read_text(),
         "home": str(world.home),
@@ -240,7 +247,8 @@ def attack_run(world, baseline):
     order = sorted(paths, key=lambda n: n not in ("bg_nondaemon_thread", "stop_grader"))
     try:
         run = hh.grade([str(paths[n]) for n in order], csv_path, world.work, world.env, LAB,
-                       TIMEOUT, kill_above=baseline["run"].peak_rss + 2 * 2**30)
+                       TIMEOUT, kill_above=baseline["run"].peak_rss + 2 * 2**30,
+                       extra=["--memory", MEMORY])
     finally:
         listener.close()
     left = hh.processes_with(world.marker)
@@ -254,7 +262,7 @@ def attack_run(world, baseline):
 
 
 def _row(run: hh.Run, path: Path) -> dict[str, str]:
-    row = run.rows.get(str(path))
+    row = hh.find_row(run.rows, str(path))
     assert row is not None, f"no row for {path.name}; rows: {sorted(run.rows)[:40]}\n" \
                             f"{run.stderr[-1500:]}"
     return row
@@ -288,7 +296,8 @@ def test_attack_scores_right(attack_run, baseline, name):
     _check_row(row, baseline, attack.expect)
 
 
-@pytest.mark.parametrize("name", ["shortcut_einsum", "shortcut_shadow_builtin"])
+@pytest.mark.parametrize("name", ["shortcut_einsum", "shortcut_shadow_builtin",
+                                  "shortcut_code_swap"])
 def test_vectorised_shortcut_loses_the_loop_points(world, attack_run, baseline, name):
     if name not in attack_run["paths"]:
         pytest.skip("the lab has none of the loop functions the shortcuts know")
@@ -417,12 +426,16 @@ def _files(world: World, folder: Path) -> dict[str, str]:
     expect["copy_link.ipynb"] = "invalid_or_correct"
     os.mkfifo(folder / "fifo.ipynb")
     expect["fifo.ipynb"] = "invalid"
-    for name in ("-rf.ipynb", "--force.ipynb", "my lab 1 (final) ü 名前.ipynb",
-                 "new\nline.ipynb", '=HYPERLINK("evil.example","x").ipynb',
-                 "+cmd.ipynb", "@SUM(A1).ipynb", "-2+3.ipynb", 'quote"comma,.ipynb'):
+    for name in ODD_NAMES:
         hh.write(folder / name, correct)
         expect[name] = "as_correct"
     return expect
+
+
+ODD_NAMES = ["my lab 1 (final) ü 名前.ipynb", "new\nline.ipynb",
+             '=HYPERLINK("evil.example","x").ipynb', "+cmd.ipynb", "@SUM(A1).ipynb",
+             'quote"comma,.ipynb']
+DASH_NAMES = ["-rf.ipynb", "--force.ipynb", "-2+3.ipynb"]
 
 
 @pytest.fixture(scope="module")
@@ -443,7 +456,7 @@ def files_run(world, baseline):
 def test_files_run_gives_every_file_one_row(files_run):
     run = files_run["run"]
     assert run.raw_rows, f"no CSV (exit status {run.status}): {run.stderr[-2000:]}"
-    missing = sorted(set(files_run["expect"]) - set(run.rows))
+    missing = sorted(n for n in files_run["expect"] if hh.find_row(run.rows, n) is None)
     assert not missing, f"no row for {missing}; rows: {sorted(run.rows)}"
     assert len(run.raw_rows) - 1 == len(files_run["expect"])
     print(f"\nfiles run: {len(files_run['expect'])} submissions in {run.seconds:.1f} s")
@@ -479,13 +492,33 @@ def test_symlinks_and_special_files(files_run, baseline, name):
         _check_row(row, baseline, "as_correct")
 
 
-@pytest.mark.parametrize("name", ["-rf.ipynb", "--force.ipynb", "my lab 1 (final) ü 名前.ipynb",
-                                  "new\nline.ipynb",
-                                  '=HYPERLINK("evil.example","x").ipynb', "+cmd.ipynb",
-                                  "@SUM(A1).ipynb", "-2+3.ipynb", 'quote"comma,.ipynb'])
+@pytest.mark.parametrize("name", ODD_NAMES)
 def test_odd_file_names_are_data(files_run, baseline, name):
     row = _row(files_run["run"], Path(name))
     _check_row(row, baseline, "as_correct")
+
+
+@pytest.fixture(scope="module")
+def dash_run(world, baseline):
+    """`cnnlab grade *.ipynb` in a folder whose file names start with `-` (a run of its own:
+    if they are taken for options, the other file tests still run)."""
+    folder = world.root / "dashes"
+    folder.mkdir()
+    (folder / "dist").symlink_to(world.work / "dist")
+    for name in DASH_NAMES:
+        hh.write(folder / name, world.lab.correct_notebook)
+    hh.write(folder / "honest_wrong.ipynb", world.lab.wrong_notebook)
+    names = sorted([*DASH_NAMES, "honest_wrong.ipynb"])  # as the shell's glob sorts them
+    return hh.grade(names, folder / "grades.csv", folder, world.env, LAB, TIMEOUT)
+
+
+@pytest.mark.parametrize("name", DASH_NAMES)
+def test_file_names_starting_with_a_dash_are_files(dash_run, baseline, name):
+    assert dash_run.raw_rows, f"no CSV (exit status {dash_run.status}): {dash_run.stderr[-600:]}"
+    _check_row(_row(dash_run, Path(name)), baseline, "as_correct")
+    _check_row(_row(dash_run, Path("honest_wrong.ipynb")), baseline, "as_wrong")
+    for row in dash_run.raw_rows[1:]:
+        assert not row[0].startswith(hh.FORMULA), row
 
 
 def test_files_run_keeps_honest_rows_and_files(files_run, baseline):
@@ -514,5 +547,42 @@ def test_attack_cells_are_valid_python():
     for attack in attacks.ATTACKS:
         for code in attacks.cells(attack, facts):
             compile(code, attack.name, "exec")  # a broken attack would prove nothing
+    for attack in attacks.BOMBS:
+        for code in attacks.cells(attack, facts):
+            compile(code, attack.name, "exec")
     for function in attacks.SHORTCUTS:
         compile(attacks.shadowed(function), function, "exec")
+        compile(attacks.code_swapped(function), function, "exec")
+
+
+# ---------------------------------------------------------------------------------------------
+# the bomb run: result files that unpack to far more than they weigh
+
+
+@pytest.fixture(scope="module")
+def bomb_run(world, baseline):
+    folder = world.root / "bombs"
+    folder.mkdir()
+    (folder / "dist").symlink_to(world.work / "dist")
+    hh.write(folder / "honest_correct.ipynb", world.lab.correct_notebook)
+    hh.write(folder / "honest_wrong.ipynb", world.lab.wrong_notebook)
+    facts = {"marker": world.marker}
+    for attack in attacks.BOMBS:
+        hh.write(folder / f"{attack.name}.ipynb",
+                 hh.add_cells(world.lab.wrong_notebook, attacks.cells(attack, facts)))
+    names = sorted(p.name for p in folder.glob("*.ipynb"))
+    return hh.grade(names, folder / "grades.csv", folder, world.env, LAB, TIMEOUT,
+                    kill_above=baseline["run"].peak_rss + 2 * 2**30)
+
+
+@pytest.mark.parametrize("name", [a.name for a in attacks.BOMBS])
+def test_result_bombs_do_not_take_the_grader_down(bomb_run, baseline, name):
+    reference = baseline["run"].peak_rss
+    assert bomb_run.peak_rss <= reference + MEMORY_SLACK, \
+        f"grader peak RSS {bomb_run.peak_rss / 2**20:.0f} MB vs {reference / 2**20:.0f} MB " \
+        f"on the baseline (killed above +2 GB; exit status {bomb_run.status})"
+    _check_row(_row(bomb_run, Path(f"{name}.ipynb")), baseline, "as_wrong")
+    keys = [*baseline["questions"], "total", "possible", "status"]
+    for honest in ("honest_correct", "honest_wrong"):
+        row = _row(bomb_run, Path(f"{honest}.ipynb"))
+        assert {k: row[k] for k in keys} == {k: baseline[honest.split("_")[1]][k] for k in keys}
