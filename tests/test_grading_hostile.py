@@ -586,3 +586,45 @@ def test_result_bombs_do_not_take_the_grader_down(bomb_run, baseline, name):
     for honest in ("honest_correct", "honest_wrong"):
         row = _row(bomb_run, Path(f"{honest}.ipynb"))
         assert {k: row[k] for k in keys} == {k: baseline[honest.split("_")[1]][k] for k in keys}
+
+
+# ---------------------------------------------------------------------------------------------
+# the control: the oracles do pay when nothing hides the secrets
+
+
+CONTROL = ["read_hidden_paths", "env_exfiltration", "home_read", "network", "memory_oracle"]
+
+
+@pytest.fixture(scope="module")
+def control_run(world, baseline, attack_run):
+    """The oracle attacks under `--no-sandbox` (and a 16 GB cap): they must find their leak,
+    or the sandboxed run above would prove nothing. Only probes run here, no damage."""
+    folder = world.root / "control"
+    folder.mkdir()
+    listener = Listener(world.root / "control.sock", world.marker + "-control")
+    facts = dict(attack_run["facts"], port=listener.port, abstract=world.marker + "-control",
+                 unix_path=str(world.root / "control.sock"))
+    hh.write(folder / "honest_wrong.ipynb", world.lab.wrong_notebook)
+    for name in CONTROL:
+        hh.write(folder / f"{name}.ipynb",
+                 hh.add_cells(world.lab.wrong_notebook, attacks.cells(ATTACKS[name], facts)))
+    listener.start()
+    try:
+        run = hh.grade([str(p) for p in sorted(folder.glob("*.ipynb"))], folder / "grades.csv",
+                       world.work, world.env, LAB, TIMEOUT,
+                       extra=["--no-sandbox", "--memory", "16G"])
+    finally:
+        listener.close()
+    return {"run": run, "folder": folder, "hits": listener.hits}
+
+
+@pytest.mark.parametrize("name", CONTROL)
+def test_oracle_pays_without_the_sandbox(control_run, baseline, name):
+    run = control_run["run"]
+    assert "sandbox" in run.stderr.lower(), "--no-sandbox must warn"
+    row = _row(run, control_run["folder"] / f"{name}.ipynb")
+    wrong = _row(run, control_run["folder"] / "honest_wrong.ipynb")
+    assert float(row["total"]) > float(wrong["total"]), \
+        f"{name} found nothing even unconfined: the probe is broken ({row})"
+    if name == "network":
+        assert control_run["hits"], "the listener saw no connection"
