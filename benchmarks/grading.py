@@ -1,19 +1,20 @@
-"""Throughput of `cnnlab grade`: submissions graded per minute on this machine.
+"""Throughput of `cnnlab grade` with the sandbox on, and the sandbox's own overhead.
 
-Builds the labs with `cnnlab assign` (or reuses --dist), writes N copies of a correct and of
-an unanswered lab submission, grades them in one `cnnlab grade` run and prints submissions per
-minute. Nothing is unbounded: every submission runs under the grader's timeout.
+Builds the lab with `cnnlab assign` (or reuses --dist), writes N submissions (half the
+solution notebook, half the blank student notebook), grades them in one `cnnlab grade` run
+with the bwrap sandbox and in one with --no-sandbox, and prints submissions per minute for
+both; the difference per submission is what the sandbox costs. Every run is bounded by the
+grader's timeout.
 
     python benchmarks/grading.py [--lab lab1_convolution] [-n 20] [--jobs 2] [--dist DIR]
 
-Other processes on the machine slow this down: the figure is a lower bound when it is busy.
+Other processes on the machine slow this down: the figures are lower bounds when it is busy.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,35 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+CNNLAB = [sys.executable, "-c", "import sys; from cnnlab.cli import main; sys.exit(main())"]
+
+
+def _grade(files: list[str], autograder: Path, out: Path, jobs: int, sandbox: bool) -> float:
+    """Seconds for one `cnnlab grade` run; raises if a correct submission lost points."""
+    start = time.monotonic()
+    done = subprocess.run([*CNNLAB, "grade", *files, "--autograder", str(autograder),
+                           "--out", str(out), "--jobs", str(jobs), "--timeout", "120",
+                           *([] if sandbox else ["--no-sandbox"])],
+                          capture_output=True, text=True)
+    seconds = time.monotonic() - start
+    rows = out.read_text().splitlines()[1:]
+    bad = [r for r in rows if "correct" in r and ",ok," not in r]
+    if done.returncode != 0 or bad:
+        raise SystemExit(f"grading failed (exit {done.returncode}): {bad[:2]}\n"
+                         f"{done.stderr[-1500:]}")
+    return seconds
+
+
+def _bwrap_true(repeat: int = 10) -> float:
+    """Mean seconds to start and end an empty sandbox like the grader's."""
+    from cnnlab.grading import sandbox
+
+    command = sandbox.bwrap_command(Path(tempfile.gettempdir()), 0, sandbox.Limits())
+    command = command[:command.index("--") + 1] + ["/usr/bin/true"]
+    start = time.monotonic()
+    for _ in range(repeat):
+        subprocess.run(command, check=True)
+    return (time.monotonic() - start) / repeat
 
 
 def main() -> int:
@@ -29,7 +59,7 @@ def main() -> int:
     parser.add_argument("--lab", default="lab1_convolution",
                         choices=["lab1_convolution", "lab2_build_a_cnn"])
     parser.add_argument("-n", type=int, default=20, help="submissions to grade")
-    parser.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--dist", type=Path, help="reuse this `cnnlab assign` output")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cnnlab-bench-"))
@@ -38,34 +68,28 @@ def main() -> int:
         if dist is None:
             dist = work / "dist"
             master = ROOT / "notebooks" / "labs" / f"{args.lab}.ipynb"
-            subprocess.run([sys.executable, "-m", "cnnlab.cli", "assign", str(master),
-                            "--out", str(dist)], check=True)
-        student = dist / args.lab / "student"
-        autograder = dist / args.lab / "autograder" / f"{args.lab}.ipynb"
-        submissions = work / "submissions"
-        submissions.mkdir()
-        # half correct (the solutions notebook), half unanswered (the student version)
+            subprocess.run([*CNNLAB, "assign", str(master), "--out", str(dist)], check=True,
+                           stdout=subprocess.DEVNULL)
+        autograder = dist / args.lab / "autograder"
+        files = []
         for i in range(args.n):
-            source = autograder if i % 2 == 0 else student / f"{args.lab}.ipynb"
-            shutil.copyfile(source, submissions / f"student_{i:03d}.ipynb")
-        start = time.monotonic()
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        status = subprocess.run(
-            [sys.executable, "-m", "cnnlab.cli", "grade", *sorted(map(str, submissions.iterdir())),
-             "--out", str(work / "grades.csv"), "--autograder",
-             str(next((dist / args.lab / "autograder").glob("*.zip"))),
-             "--jobs", str(args.jobs)], capture_output=True, text=True).returncode
-        seconds = time.monotonic() - start
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / args.n
+            kind = "correct" if i % 2 == 0 else "blank"
+            source = autograder / f"{args.lab}.ipynb" if kind == "correct" else \
+                dist / args.lab / "student" / f"{args.lab}.ipynb"
+            files.append(str(shutil.copyfile(source, work / f"{kind}_{i:03d}.ipynb")))
+        sandboxed = _grade(files, autograder, work / "sandboxed.csv", args.jobs, True)
+        plain = _grade(files, autograder, work / "plain.csv", args.jobs, False)
+        empty = _bwrap_true()
         load = os.getloadavg()[0]
-        print(f"{args.lab}: graded {args.n} submissions with --jobs {args.jobs} in "
-              f"{seconds:.0f} s: {60 * args.n / seconds:.1f} submissions/minute "
-              f"(exit status {status}; load average {load:.1f} on {os.cpu_count()} cores)")
-        # workers and kernels are waited for, so their CPU time is counted here
-        print(f"CPU time per submission: {cpu:.1f} s, so an otherwise idle machine with "
-              f"{args.jobs} cores would grade about {60 * args.jobs / cpu:.0f} a minute")
-        return status
+        print(f"{args.lab}: {args.n} submissions (half correct, half blank), --jobs "
+              f"{args.jobs}, load average {load:.1f} on {os.cpu_count()} cores")
+        print(f"  sandboxed:  {sandboxed:6.1f} s = {60 * args.n / sandboxed:5.1f} "
+              "submissions/minute")
+        print(f"  no sandbox: {plain:6.1f} s = {60 * args.n / plain:5.1f} submissions/minute")
+        print(f"  sandbox overhead: {args.jobs * (sandboxed - plain) / args.n:+.2f} s per "
+              f"submission (wall time of one worker); an empty bwrap sandbox starts and "
+              f"ends in {1000 * empty:.0f} ms")
+        return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -15,8 +15,10 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -239,9 +241,10 @@ def test_report_escapes_formulas_and_keeps_rows_until_finished(tmp_path):
     rows.add(report.Grade("=HYPERLINK(1)", {"q1": 2.0}, "ok", "-2 points\r@x"))
     assert not out.exists() and "HYPERLINK" in rows.partial.read_text()  # durable already
     rows.finish()
-    parsed = list(csv.reader(out.read_text().splitlines()))
+    with out.open(newline="") as f:
+        parsed = list(csv.reader(f))
     assert parsed[0] == ["file", "q1", "total", "possible", "status", "reason"]
-    assert parsed[1] == ["'=HYPERLINK(1)", "2", "2", "2", "ok", "'-2 points @x"]
+    assert parsed[1] == ["'=HYPERLINK(1)", "2", "2", "2", "ok", "'-2 points\r@x"]
 
 
 def test_student_check_prints_one_line_or_a_few_per_failure(dist, capsys):
@@ -328,6 +331,33 @@ def test_grade_leaves_submissions_and_autograder_unchanged(graded):
     unchanged = {k: v for k, v in graded["after"].items() if "grades.csv" not in k}
     assert unchanged == graded["before"]
     assert not graded["out"].with_name("grades.csv.partial").exists()
+
+
+def test_interrupted_run_keeps_finished_rows_and_kills_sandboxes(dist, tmp_path):
+    require_bwrap()
+    lab = dist["dist"] / "lab1_convolution"
+    solution = _nb(lab / "autograder" / "lab1_convolution.ipynb")
+    _write(tmp_path / "a_correct.ipynb", solution)
+    _write(tmp_path / "b_loop.ipynb", _edit(solution, "import numpy as np",
+                                            "import time\nwhile True:\n    time.sleep(0.1)"))
+    out = tmp_path / "grades.csv"
+    process = subprocess.Popen(
+        [*CNNLAB, "grade", "a_correct.ipynb", "b_loop.ipynb", "--out", str(out), "--jobs", "2",
+         "--autograder", str(lab / "autograder"), "--timeout", "300"], cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    partial = tmp_path / "grades.csv.partial"
+    deadline = time.monotonic() + 120
+    while "a_correct" not in (partial.read_text() if partial.exists() else ""):
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "interrupted" in err
+    rows = list(csv.DictReader(out.open()))
+    assert [r["file"] for r in rows] == ["a_correct.ipynb"] and rows[0]["total"] == "19"
+    left = [p for p in Path("/proc").glob("[0-9]*/cmdline")
+            if str(tmp_path) in p.read_bytes().decode(errors="replace")]
+    assert not left
 
 
 def test_grade_without_bwrap_stops_with_install_hint(tmp_path, dist):

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -186,6 +187,7 @@ def grade_all(submissions: Sequence[Path], autograder: Autograder, out: Path,
         list(pool.map(one, submissions))
     except KeyboardInterrupt:
         pool.shutdown(wait=False, cancel_futures=True)
+        sandbox.kill_running()
         echo(f"interrupted: {len(grades)} finished rows kept in {out}", file=sys.stderr)
         with lock:
             report.finish()
@@ -255,9 +257,18 @@ def grade_main(argv: Sequence[str]) -> int:
     print(f"grading {len(submissions)} submissions of {autograder.name}: {jobs} at a time, "
           f"timeout {args.timeout:g} s, sandbox {'OFF' if args.no_sandbox else 'bwrap'}")
     start = time.monotonic()
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM: keep the finished rows, kill the sandboxes
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         grades = grade_all(submissions, autograder, args.out, limits, jobs,
                            not args.no_sandbox)
+    except KeyboardInterrupt:
+        print(f"cnnlab grade: interrupted; the rows of finished submissions are in {args.out}",
+              file=sys.stderr)
+        return 130
     finally:
         for temp in temps:
             shutil.rmtree(temp, ignore_errors=True)

@@ -33,8 +33,8 @@ class Grade:
 
 
 def escape(cell: str) -> str:
-    """Make a CSV cell inert in spreadsheets; strip characters that break a row."""
-    cell = cell.replace("\x00", "").replace("\r", " ").replace("\n", " ")
+    """Make a CSV cell inert in spreadsheets (a quote before = + - @ tab CR); drop NULs."""
+    cell = cell.replace("\x00", "")  # the csv module quotes newlines; file names are data
     return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
 
 
@@ -58,7 +58,9 @@ class Report:
         os.fsync(self._file.fileno())
 
     def add(self, grade: Grade) -> None:
-        """Append one finished submission's row, durably."""
+        """Append one finished submission's row, durably (ignored once the report is closed)."""
+        if self._file.closed:
+            return
         self._write([grade.file, *(f"{grade.scores.get(q, 0.0):g}" for q in self.questions),
                      f"{grade.total:g}", f"{self.possible:g}", grade.status, grade.reason])
 

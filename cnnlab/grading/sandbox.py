@@ -181,6 +181,7 @@ def run(scratch: Path, limits: Limits, slot: int = 0, sandboxed: bool = True) ->
             command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             cwd=scratch, env=env, start_new_session=True,
             preexec_fn=lambda: _limit(limits, sandboxed))  # noqa: PLW1509
+        RUNNING.add(process)
         try:
             process.wait(timeout=limits.timeout)
             status = "done"
@@ -188,10 +189,18 @@ def run(scratch: Path, limits: Limits, slot: int = 0, sandboxed: bool = True) ->
             status = "timeout"
         finally:
             _kill(process)
+            RUNNING.discard(process)
     return RunResult(status, process.returncode, read_tail(log), time.monotonic() - start)
 
 
 _WORKS: dict[str, bool] = {}
+RUNNING: set[subprocess.Popen] = set()  # live sandboxes, killed by kill_running()
+
+
+def kill_running() -> None:
+    """Kill every sandbox still running (the grader was interrupted)."""
+    for process in list(RUNNING):
+        _kill(process)
 
 
 def check_bwrap() -> tuple[bool, str]:

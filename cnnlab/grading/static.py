@@ -63,7 +63,8 @@ def _numpy_binding_ok(node: ast.stmt) -> bool:
 
 
 def _function_problems(function: ast.FunctionDef, helpers: dict[str, ast.FunctionDef],
-                       seen: set[str]) -> tuple[list[str], bool]:
+                       seen: set[str], rebound: frozenset[str] = frozenset()
+                       ) -> tuple[list[str], bool]:
     """(problems, has_loop) for one function and the helpers it calls."""
     problems: list[str] = []
     if function.decorator_list:
@@ -95,14 +96,15 @@ def _function_problems(function: ast.FunctionDef, helpers: dict[str, ast.Functio
                 problems.append(f".{node.attr}")
         elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
             name = node.id
-            if name in local or name in BUILTINS_ALLOWED or name in NUMPY_NAMES:
+            if name in local:
                 continue
-            if name in helpers and name not in seen:
-                seen.add(name)
-                more, loop = _function_problems(helpers[name], helpers, seen)
-                problems += more
-                has_loop = has_loop or loop
-            elif name not in helpers:
+            if name in helpers:  # the submission's own function, even if named like a builtin
+                if name not in seen:
+                    seen.add(name)
+                    more, loop = _function_problems(helpers[name], helpers, seen, rebound)
+                    problems += more
+                    has_loop = has_loop or loop
+            elif name in rebound or name not in BUILTINS_ALLOWED | NUMPY_NAMES:
                 problems.append(name)
     return problems, has_loop
 
@@ -112,8 +114,10 @@ def loops_only(sources: Sequence[str], function: str) -> tuple[bool, str]:
     trees = _parse_cells(sources)
     helpers: dict[str, ast.FunctionDef] = {}
     problems: list[str] = []
+    rebound: set[str] = set()  # names the notebook binds at top level (shadowing builtins)
     for tree in trees:
         for node in tree.body:
+            rebound |= _bound_names(node) - NUMPY_NAMES
             if isinstance(node, ast.FunctionDef):
                 helpers[node.name] = node
             if NUMPY_NAMES & _bound_names(node) and not _numpy_binding_ok(node):
@@ -130,7 +134,8 @@ def loops_only(sources: Sequence[str], function: str) -> tuple[bool, str]:
                     problems.append(f"changes np.{node.attr}")
     if function not in helpers:
         return False, f"no function named {function} found"
-    found, has_loop = _function_problems(helpers[function], helpers, {function})
+    found, has_loop = _function_problems(helpers[function], helpers, {function},
+                                         frozenset(rebound))
     problems += found
     if not has_loop:
         problems.append("no loop")
