@@ -165,7 +165,7 @@ def test_loops_only_rejects_vectorised_shortcuts(body, why):
 
 def test_loops_only_accepts_loops_and_rejects_rebinding():
     assert static.loops_only([SOLUTION], "corr2d") == (True, "")
-    for extra in ("corr2d = lambda i, k: i", "import torch as np",
+    for extra in ("corr2d = lambda i, k: i", "import torch as np", "corr2d.__code__ = g",
                   "globals()['corr2d'] = print", "np.sum = print"):
         ok, reason = static.loops_only([SOLUTION, extra], "corr2d")
         assert not ok, extra
@@ -218,6 +218,10 @@ def test_load_results_rejects_malformed_and_oversized_files(tmp_path):
     answers, _ = scoring.load_results(out, ["q/x", "q/y", "q/z"])
     assert answers["q/x"] == (1,) and answers["q/y"].tolist() == [1.0, 1.0, 1.0]
     assert isinstance(answers["q/z"], scoring.BadResults)
+    bomb = _results(tmp_path / "e", {"q/x": {"value": {"l": [{"a": "a0"}] * 3000}}},
+                    {"a0": np.zeros(2**20)})
+    answers, _ = scoring.load_results(bomb, ["q/x"])  # one 8 MB array named 3000 times
+    assert len({id(a) for a in answers["q/x"]}) == 1  # read once, not 3000 copies
     deep = _results(tmp_path / "b", {})
     (deep / "results.json").write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(scoring.BadResults):

@@ -119,6 +119,21 @@ def compare(case: dict, expected: Any, got: Any) -> str:
                  float(case.get("atol", 1e-9)))
 
 
+class _Once(dict):
+    """Arrays of an npz file, each read at most once however often the answers name it."""
+
+    def __init__(self, stored: Any) -> None:
+        super().__init__()
+        self.stored = stored
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.stored.files
+
+    def __missing__(self, key: str) -> np.ndarray:
+        self[key] = self.stored[key]
+        return self[key]
+
+
 def load_results(out: Path, case_ids: list[str]) -> tuple[dict[str, Any], list[dict]]:
     """{case id: decoded answer or BadResults-free error text}, cell errors; raises BadResults."""
     results, arrays_path = out / "results.json", out / "arrays.npz"
@@ -141,7 +156,8 @@ def load_results(out: Path, case_ids: list[str]) -> tuple[dict[str, Any], list[d
         with zipfile.ZipFile(arrays_path) as archive:
             if any(info.file_size > MAX_NPZ for info in archive.infolist()):
                 raise BadResults("an array in arrays.npz is too large")
-        with np.load(arrays_path, allow_pickle=False) as arrays:
+        with np.load(arrays_path, allow_pickle=False) as stored:
+            arrays = _Once(stored)
             for case_id in case_ids:
                 entry = data["cases"].get(case_id)
                 if not isinstance(entry, dict):

@@ -129,9 +129,11 @@ def loops_only(sources: Sequence[str], function: str) -> tuple[bool, str]:
             if isinstance(node, ast.Name) and node.id in DYNAMIC or (
                     isinstance(node, ast.Attribute) and node.attr in ("__dict__", "modules")):
                 problems.append(f"dynamic code ({getattr(node, 'id', None) or node.attr})")
+            elif isinstance(node, ast.Attribute) and node.attr.startswith("__"):
+                problems.append(f"dynamic code ({node.attr})")  # e.g. f.__code__ = g.__code__
             elif isinstance(node, ast.Attribute) and isinstance(node.ctx, (ast.Store, ast.Del)):
-                if isinstance(node.value, ast.Name) and node.value.id in NUMPY_NAMES:
-                    problems.append(f"changes np.{node.attr}")
+                if isinstance(node.value, ast.Name) and node.value.id in NUMPY_NAMES | {function}:
+                    problems.append(f"changes {node.value.id}.{node.attr}")
     if function not in helpers:
         return False, f"no function named {function} found"
     found, has_loop = _function_problems(helpers[function], helpers, {function},
