@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -379,3 +380,35 @@ def kill_all(found: list[tuple[int, str]]) -> None:
             os.kill(pid, 9)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+class Listener(threading.Thread):
+    """Counts connections to a TCP port, an abstract and a path unix socket on the host."""
+
+    def __init__(self, path: Path, abstract: str) -> None:
+        super().__init__(daemon=True)
+        self.tcp = socket.create_server(("127.0.0.1", 0))
+        self.unix = socket.socket(socket.AF_UNIX)
+        self.unix.bind(str(path))
+        self.abstract = socket.socket(socket.AF_UNIX)
+        self.abstract.bind("\0" + abstract)
+        for s in (self.tcp, self.unix, self.abstract):
+            s.listen()
+            s.settimeout(0.2)
+        self.port, self.hits, self.done = self.tcp.getsockname()[1], [], threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            for s in (self.tcp, self.unix, self.abstract):
+                try:
+                    conn, _ = s.accept()
+                except OSError:
+                    continue
+                self.hits.append(s.family.name)
+                conn.close()
+
+    def close(self) -> None:
+        self.done.set()
+        self.join()
+        for s in (self.tcp, self.unix, self.abstract):
+            s.close()

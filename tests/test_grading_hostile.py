@@ -19,15 +19,12 @@ An attack that succeeds keeps its failing test: the failure is the bug report.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 import secrets
-import socket
 import sys
 import sysconfig
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,11 +36,11 @@ TIMEOUT = 30  # seconds per submission; honest ones take a few
 MEMORY = "2G"  # the attack run's sandbox cap: the 8 GB probes need more, the flood stops at it
 MEMORY_SLACK = 200 * 2**20  # the grader may use this much more than on the honest baseline
 
-_spec = importlib.util.spec_from_file_location(
-    "hostile_attacks", Path(__file__).parent / "fixtures" / "hostile" / "attacks.py")
-attacks = importlib.util.module_from_spec(_spec)
-sys.modules["hostile_attacks"] = attacks
-_spec.loader.exec_module(attacks)
+sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "hostile"))
+import hostile_attacks as attacks  # noqa: E402
+import hostile_cheats as cheats  # noqa: E402
+import hostile_files as files  # noqa: E402
+
 ATTACKS = {a.name: a for a in attacks.ATTACKS}
 
 
@@ -111,38 +108,6 @@ def test_baseline_scores_correct_full_and_wrong_low(baseline):
 # the attack run
 
 
-class Listener(threading.Thread):
-    """Counts connections to a TCP port, an abstract and a path unix socket on the host."""
-
-    def __init__(self, path: Path, abstract: str) -> None:
-        super().__init__(daemon=True)
-        self.tcp = socket.create_server(("127.0.0.1", 0))
-        self.unix = socket.socket(socket.AF_UNIX)
-        self.unix.bind(str(path))
-        self.abstract = socket.socket(socket.AF_UNIX)
-        self.abstract.bind("\0" + abstract)
-        for s in (self.tcp, self.unix, self.abstract):
-            s.listen()
-            s.settimeout(0.2)
-        self.port, self.hits, self.done = self.tcp.getsockname()[1], [], threading.Event()
-
-    def run(self) -> None:
-        while not self.done.is_set():
-            for s in (self.tcp, self.unix, self.abstract):
-                try:
-                    conn, _ = s.accept()
-                except OSError:
-                    continue
-                self.hits.append(s.family.name)
-                conn.close()
-
-    def close(self) -> None:
-        self.done.set()
-        self.join()
-        for s in (self.tcp, self.unix, self.abstract):
-            s.close()
-
-
 def _norm(text: str) -> str:
     return "".join(ch for ch in text if not ch.isspace() and ch not in "'\"")
 
@@ -175,15 +140,15 @@ def _shortcut_notebooks(world: World) -> dict[str, dict]:
         out = []
         for code in world.lab.solutions:
             names = hh.function_names(code)
-            out.append(make(names[0]) if names and names[0] in attacks.SHORTCUTS else code)
+            out.append(make(names[0]) if names and names[0] in cheats.SHORTCUTS else code)
         return out
 
-    if not set(world.lab.functions) & set(attacks.SHORTCUTS):
+    if not set(world.lab.functions) & set(cheats.SHORTCUTS):
         return {}
     return {"shortcut_einsum": hh.fill(world.lab.student, replaced(
-                lambda f: attacks.SHORTCUTS[f]["einsum"])),
-            "shortcut_shadow_builtin": hh.fill(world.lab.student, replaced(attacks.shadowed)),
-            "shortcut_code_swap": hh.fill(world.lab.student, replaced(attacks.code_swapped))}
+                lambda f: cheats.SHORTCUTS[f]["einsum"])),
+            "shortcut_shadow_builtin": hh.fill(world.lab.student, replaced(cheats.shadowed)),
+            "shortcut_code_swap": hh.fill(world.lab.student, replaced(cheats.code_swapped))}
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +164,7 @@ def attack_run(world, baseline):
     paths = {name: folder / f"{name}.ipynb" for name in [*honest, *ATTACKS]}
     shortcuts = _shortcut_notebooks(world)
     paths.update({name: folder / f"{name}.ipynb" for name in shortcuts})
-    listener = Listener(world.root / "listen.sock", world.marker + "-abstract")
+    listener = hh.Listener(world.root / "listen.sock", world.marker + "-abstract")
     dist = world.work / "dist"
     facts = {
         "marker": world.marker,
@@ -305,7 +270,7 @@ def test_vectorised_shortcut_loses_the_loop_points(world, attack_run, baseline, 
     _check_row(row, baseline, "bounded")
     best = hh.scores(baseline["correct"], baseline["questions"])
     got = hh.scores(row, baseline["questions"])
-    loops = [f for f in hh.loops_required(LAB) if f in attacks.SHORTCUTS]
+    loops = [f for f in hh.loops_required(LAB) if f in cheats.SHORTCUTS]
     if not loops:
         pytest.skip("the master requires loops in none of the functions the shortcuts know")
     lost = [q for q in baseline["questions"] if got[q] < best[q]]
@@ -368,81 +333,11 @@ def test_csv_cells_are_not_formulas(attack_run):
 # ---------------------------------------------------------------------------------------------
 # the files run: malformed notebooks, symlinks, odd names
 
-HUGE = 100 * 2**20  # bytes: far above any notebook a student hands in
-
-
-def _files(world: World, folder: Path) -> dict[str, str]:
-    """Write the file attacks into ``folder``; return {relative name: expectation}."""
-    wrong, correct = world.lab.wrong_notebook, world.lab.correct_notebook
-    expect: dict[str, str] = {"honest_correct.ipynb": "as_correct",
-                              "honest_wrong.ipynb": "as_wrong"}
-    hh.write(folder / "honest_correct.ipynb", correct)
-    hh.write(folder / "honest_wrong.ipynb", wrong)
-    raw = {
-        "deep_nesting.ipynb": '{"cells": ' + "[" * 200_000 + "]" * 200_000 + "}",
-        "deep_metadata.ipynb": '{"nbformat": 4, "nbformat_minor": 5, "cells": [], '
-                               '"metadata": ' + '{"a": ' * 50_000 + "1" + "}" * 50_001,
-        "cells_not_a_list.ipynb": json.dumps(dict(wrong, cells={"0": wrong["cells"][0]})),
-        "not_json.ipynb": "My answers are in the PDF, sorry!\n",
-        "empty.ipynb": "",
-        "nbformat3.ipynb": json.dumps(dict(wrong, nbformat=3)),
-        "list_at_top.ipynb": json.dumps([wrong]),
-    }
-    for name, text in raw.items():
-        (folder / name).write_text(text)
-        expect[name] = "invalid"
-    (folder / "bad_utf8.ipynb").write_bytes(b"\xff\xfe\x00" + json.dumps(wrong).encode())
-    expect["bad_utf8.ipynb"] = "invalid"
-    with open(folder / "huge.ipynb", "w") as f:  # valid JSON, a wrong notebook plus 100 MB
-        padded = dict(wrong, cells=[*wrong["cells"], {"cell_type": "markdown", "metadata": {},
-                                                      "source": "PADDING"}])
-        head, tail = json.dumps(padded).split("PADDING")
-        f.write(head)
-        for _ in range(HUGE // 2**20):
-            f.write("x" * 2**20)
-        f.write(tail)
-    expect["huge.ipynb"] = "as_wrong"
-    odd_types = {
-        "metadata_list.ipynb": dict(wrong, metadata=[]),
-        "metadata_string.ipynb": dict(wrong, metadata="x"),
-        "cnnlab_field_wrong_type.ipynb": dict(wrong, metadata={"cnnlab": 5, "otter": 7}),
-        "lab_field_wrong_type.ipynb": dict(wrong, metadata={"cnnlab": {"lab": ["x"]},
-                                                            "otter": {"assignment_name": 5}}),
-        "cells_junk.ipynb": dict(wrong, cells=[*wrong["cells"], 1, "x", None,
-                                               {"cell_type": 5},
-                                               {"cell_type": "code", "source": 7},
-                                               {"cell_type": "code", "source": ["a = 1", 2]},
-                                               {"cell_type": "code"}]),
-        "other_lab.ipynb": dict(correct, metadata={"cnnlab": {"lab": "lab2_build_a_cnn"}}),
-    }
-    for name, notebook in odd_types.items():
-        hh.write(folder / name, notebook)
-        expect[name] = "as_wrong"
-    (folder / "passwd_link.ipynb").symlink_to("/etc/passwd")
-    expect["passwd_link.ipynb"] = "invalid"
-    (folder / "zero_link.ipynb").symlink_to("/dev/zero")
-    expect["zero_link.ipynb"] = "invalid"
-    (folder / "copy_link.ipynb").symlink_to(folder / "honest_correct.ipynb")
-    expect["copy_link.ipynb"] = "invalid_or_correct"
-    os.mkfifo(folder / "fifo.ipynb")
-    expect["fifo.ipynb"] = "invalid"
-    for name in ODD_NAMES:
-        hh.write(folder / name, correct)
-        expect[name] = "as_correct"
-    return expect
-
-
-ODD_NAMES = ["my lab 1 (final) ü 名前.ipynb", "new\nline.ipynb",
-             '=HYPERLINK("evil.example","x").ipynb', "+cmd.ipynb", "@SUM(A1).ipynb",
-             'quote"comma,.ipynb']
-DASH_NAMES = ["-rf.ipynb", "--force.ipynb", "-2+3.ipynb"]
-
-
 @pytest.fixture(scope="module")
 def files_run(world, baseline):
     folder = world.root / "files"
     folder.mkdir()
-    expect = _files(world, folder)
+    expect = files.write_all(folder, world.lab.correct_notebook, world.lab.wrong_notebook)
     (folder / "dist").symlink_to(world.work / "dist")
     before = hh.snapshot(folder, world.work / "dist", world.home)
     names = sorted(expect)
@@ -492,7 +387,7 @@ def test_symlinks_and_special_files(files_run, baseline, name):
         _check_row(row, baseline, "as_correct")
 
 
-@pytest.mark.parametrize("name", ODD_NAMES)
+@pytest.mark.parametrize("name", files.ODD_NAMES)
 def test_odd_file_names_are_data(files_run, baseline, name):
     row = _row(files_run["run"], Path(name))
     _check_row(row, baseline, "as_correct")
@@ -505,14 +400,14 @@ def dash_run(world, baseline):
     folder = world.root / "dashes"
     folder.mkdir()
     (folder / "dist").symlink_to(world.work / "dist")
-    for name in DASH_NAMES:
+    for name in files.DASH_NAMES:
         hh.write(folder / name, world.lab.correct_notebook)
     hh.write(folder / "honest_wrong.ipynb", world.lab.wrong_notebook)
-    names = sorted([*DASH_NAMES, "honest_wrong.ipynb"])  # as the shell's glob sorts them
+    names = sorted([*files.DASH_NAMES, "honest_wrong.ipynb"])  # as the shell's glob sorts them
     return hh.grade(names, folder / "grades.csv", folder, world.env, LAB, TIMEOUT)
 
 
-@pytest.mark.parametrize("name", DASH_NAMES)
+@pytest.mark.parametrize("name", files.DASH_NAMES)
 def test_file_names_starting_with_a_dash_are_files(dash_run, baseline, name):
     assert dash_run.raw_rows, f"no CSV (exit status {dash_run.status}): {dash_run.stderr[-600:]}"
     _check_row(_row(dash_run, Path(name)), baseline, "as_correct")
@@ -550,9 +445,9 @@ def test_attack_cells_are_valid_python():
     for attack in attacks.BOMBS:
         for code in attacks.cells(attack, facts):
             compile(code, attack.name, "exec")
-    for function in attacks.SHORTCUTS:
-        compile(attacks.shadowed(function), function, "exec")
-        compile(attacks.code_swapped(function), function, "exec")
+    for function in cheats.SHORTCUTS:
+        compile(cheats.shadowed(function), function, "exec")
+        compile(cheats.code_swapped(function), function, "exec")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -601,7 +496,7 @@ def control_run(world, baseline, attack_run):
     or the sandboxed run above would prove nothing. Only probes run here, no damage."""
     folder = world.root / "control"
     folder.mkdir()
-    listener = Listener(world.root / "control.sock", world.marker + "-control")
+    listener = hh.Listener(world.root / "control.sock", world.marker + "-control")
     facts = dict(attack_run["facts"], port=listener.port, abstract=world.marker + "-control",
                  unix_path=str(world.root / "control.sock"))
     hh.write(folder / "honest_wrong.ipynb", world.lab.wrong_notebook)
