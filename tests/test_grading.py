@@ -294,6 +294,8 @@ def graded(dist, tmp_path_factory):
             "    return np.einsum('ijkl,kl->ij', view(image, kernel.shape), kernel)\n")),
         "loop": _write(folder / "loop.ipynb", _edit(solution, "import numpy as np",
                                                     "import numpy as np\nwhile True:\n    pass")),
+        "magic": _write(folder / "magic.ipynb", _edit(solution, "import numpy as np",
+                                                      "%matplotlib inline\nimport numpy as np")),
         "deep": folder / "deep.ipynb",
         "lab2": _write(folder / "lab2.ipynb", _nb(dist["dist"] / "lab2_build_a_cnn" / "student" /
                                                  "lab2_build_a_cnn.ipynb")),
@@ -323,6 +325,7 @@ def test_grade_scores_every_submission(graded):
     assert correct["status"] == "ok" and correct["total"] == correct["possible"] == "19"
     blank = _row(graded, "blank")
     assert float(blank["total"]) == 0 and "got NoneType" in blank["reason"]
+    assert _row(graded, "magic")["total"] == "19"  # IPython magics run through IPython
     assert _row(graded, "list")["q4"] == "3"  # a list is not the tuple the question asks for
     einsum = _row(graded, "einsum")
     assert einsum["q1"] == "3.5" and "must be written with explicit loops" in einsum["reason"]
