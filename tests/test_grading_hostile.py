@@ -148,7 +148,10 @@ def _shortcut_notebooks(world: World) -> dict[str, dict]:
     return {"shortcut_einsum": hh.fill(world.lab.student, replaced(
                 lambda f: cheats.SHORTCUTS[f]["einsum"])),
             "shortcut_shadow_builtin": hh.fill(world.lab.student, replaced(cheats.shadowed)),
-            "shortcut_code_swap": hh.fill(world.lab.student, replaced(cheats.code_swapped))}
+            "shortcut_code_swap": hh.fill(world.lab.student, replaced(cheats.code_swapped)),
+            "shortcut_numpy_alias_patch": hh.fill(world.lab.student, [
+                cheats.ALIAS_PATCH if "corr2d" in hh.function_names(code) else code
+                for code in world.lab.solutions])}
 
 
 @pytest.fixture(scope="module")
@@ -262,7 +265,7 @@ def test_attack_scores_right(attack_run, baseline, name):
 
 
 @pytest.mark.parametrize("name", ["shortcut_einsum", "shortcut_shadow_builtin",
-                                  "shortcut_code_swap"])
+                                  "shortcut_code_swap", "shortcut_numpy_alias_patch"])
 def test_vectorised_shortcut_loses_the_loop_points(world, attack_run, baseline, name):
     if name not in attack_run["paths"]:
         pytest.skip("the lab has none of the loop functions the shortcuts know")
@@ -270,7 +273,8 @@ def test_vectorised_shortcut_loses_the_loop_points(world, attack_run, baseline, 
     _check_row(row, baseline, "bounded")
     best = hh.scores(baseline["correct"], baseline["questions"])
     got = hh.scores(row, baseline["questions"])
-    loops = [f for f in hh.loops_required(LAB) if f in cheats.SHORTCUTS]
+    replaced = ["corr2d"] if name == "shortcut_numpy_alias_patch" else list(cheats.SHORTCUTS)
+    loops = [f for f in hh.loops_required(LAB) if f in replaced]
     if not loops:
         pytest.skip("the master requires loops in none of the functions the shortcuts know")
     lost = [q for q in baseline["questions"] if got[q] < best[q]]
@@ -454,32 +458,34 @@ def test_attack_cells_are_valid_python():
 # the bomb run: result files that unpack to far more than they weigh
 
 
-@pytest.fixture(scope="module")
-def bomb_run(world, baseline):
-    folder = world.root / "bombs"
+@pytest.fixture(scope="module", params=[a.name for a in attacks.BOMBS])
+def bomb_run(world, baseline, request):
+    """One run per bomb, each with the honest pair: a grader that dies loses every row."""
+    attack = next(a for a in attacks.BOMBS if a.name == request.param)
+    folder = world.root / f"bomb_{attack.name}"
     folder.mkdir()
     (folder / "dist").symlink_to(world.work / "dist")
     hh.write(folder / "honest_correct.ipynb", world.lab.correct_notebook)
     hh.write(folder / "honest_wrong.ipynb", world.lab.wrong_notebook)
-    facts = {"marker": world.marker}
-    for attack in attacks.BOMBS:
-        hh.write(folder / f"{attack.name}.ipynb",
-                 hh.add_cells(world.lab.wrong_notebook, attacks.cells(attack, facts)))
+    hh.write(folder / "bomb.ipynb", hh.add_cells(world.lab.wrong_notebook,
+                                                 attacks.cells(attack, {"marker": world.marker})))
     names = sorted(p.name for p in folder.glob("*.ipynb"))
-    return hh.grade(names, folder / "grades.csv", folder, world.env, LAB, TIMEOUT,
-                    kill_above=baseline["run"].peak_rss + 2 * 2**30)
+    run = hh.grade(names, folder / "grades.csv", folder, world.env, LAB, TIMEOUT,
+                   kill_above=baseline["run"].peak_rss + 2 * 2**30)
+    return attack.name, run
 
 
-@pytest.mark.parametrize("name", [a.name for a in attacks.BOMBS])
-def test_result_bombs_do_not_take_the_grader_down(bomb_run, baseline, name):
+def test_result_bombs_do_not_take_the_grader_down(bomb_run, baseline):
+    name, run = bomb_run
     reference = baseline["run"].peak_rss
-    assert bomb_run.peak_rss <= reference + MEMORY_SLACK, \
-        f"grader peak RSS {bomb_run.peak_rss / 2**20:.0f} MB vs {reference / 2**20:.0f} MB " \
-        f"on the baseline (killed above +2 GB; exit status {bomb_run.status})"
-    _check_row(_row(bomb_run, Path(f"{name}.ipynb")), baseline, "as_wrong")
+    print(f"\n{name}: grader peak RSS {run.peak_rss / 2**20:.0f} MB in {run.seconds:.1f} s")
+    assert run.peak_rss <= reference + MEMORY_SLACK, \
+        f"{name}: grader peak RSS {run.peak_rss / 2**20:.0f} MB vs {reference / 2**20:.0f} MB " \
+        f"on the baseline (killed above +2 GB; exit status {run.status})"
+    _check_row(_row(run, Path("bomb.ipynb")), baseline, "as_wrong")
     keys = [*baseline["questions"], "total", "possible", "status"]
     for honest in ("honest_correct", "honest_wrong"):
-        row = _row(bomb_run, Path(f"{honest}.ipynb"))
+        row = _row(run, Path(f"{honest}.ipynb"))
         assert {k: row[k] for k in keys} == {k: baseline[honest.split("_")[1]][k] for k in keys}
 
 
