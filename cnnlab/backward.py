@@ -14,16 +14,29 @@ bias shape that ``conv2d`` accepts for 2-D input.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from cnnlab._checks import as_array, as_pair, message
-from cnnlab.ops import _padding, _pool_windows, _prepare_conv
+from cnnlab.ops import _check_conv, _pool_windows
 from cnnlab.shapes import conv_output_size, pool_output_size
 
 Pair = int | tuple[int, int]
 Grads = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+class _ConvGrads(NamedTuple):
+    """A validated convolution backward problem in NCHW form."""
+
+    x: np.ndarray  # (N, C, H, W), already padded
+    weight: np.ndarray  # (O, C, kH, kW)
+    dout: np.ndarray  # (N, O, Ho, Wo)
+    pads: tuple[int, int, int, int]  # (top, bottom, left, right), to crop dx
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    x_shape: tuple[int, ...]  # the caller's shapes, for dx and dweight
+    weight_shape: tuple[int, ...]
 
 
 # --- convolution ---------------------------------------------------------------------------
@@ -37,12 +50,11 @@ def conv2d_backward(dout: Any, x: Any, weight: Any, stride: Pair = 1,
     dwindows = W.T @ dout, scattered back onto the input (the transposed convolution),
     and dbias = dout summed over images and positions.
     """
-    where = "conv2d_backward"
-    xp, w, g, pads, p, rank = _prepare_conv_grads(where, dout, x, weight, stride, padding,
-                                                  dilation)
+    p = _prepare_conv_grads("conv2d_backward", dout, x, weight, stride, padding, dilation)
+    xp, w, g = p.x, p.weight, p.dout
     n, c, _, _ = xp.shape
     o, _, kh, kw = w.shape
-    (sh, sw), (dh, dw), (ho, wo) = p.stride, p.dilation, p.out_hw
+    (sh, sw), (dh, dw), (ho, wo) = p.stride, p.dilation, g.shape[2:]
     windows = np.empty((n, c, kh, kw, ho, wo), dtype=xp.dtype)
     for i in range(kh):
         for j in range(kw):
@@ -58,7 +70,7 @@ def conv2d_backward(dout: Any, x: Any, weight: Any, stride: Pair = 1,
         for j in range(kw):
             dxp[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh,
                 j * dw:j * dw + sw * (wo - 1) + 1:sw] += dwindows[:, :, i, j]
-    return _finish(dxp, pads, x), _weight_shape(dweight, rank), g.sum(axis=(0, 2, 3))
+    return _crop(dxp, p.pads, p.x_shape), dweight.reshape(p.weight_shape), g.sum(axis=(0, 2, 3))
 
 
 def conv2d_backward_loops(dout: Any, x: Any, weight: Any, stride: Pair = 1,
@@ -68,12 +80,10 @@ def conv2d_backward_loops(dout: Any, x: Any, weight: Any, stride: Pair = 1,
     out[n, o, i, j] = sum(window * weight[o]) + bias[o], so its gradient g flows back as
     g * weight[o] into the window, g * window into weight[o] and g into bias[o].
     """
-    where = "conv2d_backward_loops"
-    xp, w, g, pads, p, rank = _prepare_conv_grads(where, dout, x, weight, stride, padding,
-                                                  dilation)
-    n_images, out_channels = xp.shape[0], w.shape[0]
-    _, _, kh, kw = w.shape
-    (sh, sw), (dh, dw), (ho, wo) = p.stride, p.dilation, p.out_hw
+    p = _prepare_conv_grads("conv2d_backward_loops", dout, x, weight, stride, padding, dilation)
+    xp, w, g = p.x, p.weight, p.dout
+    n_images, out_channels, kh, kw = xp.shape[0], w.shape[0], w.shape[2], w.shape[3]
+    (sh, sw), (dh, dw), (ho, wo) = p.stride, p.dilation, g.shape[2:]
     dxp, dweight, dbias = np.zeros_like(xp), np.zeros_like(w), np.zeros(out_channels, xp.dtype)
     for n in range(n_images):
         for o in range(out_channels):
@@ -84,7 +94,7 @@ def conv2d_backward_loops(dout: Any, x: Any, weight: Any, stride: Pair = 1,
                     dxp[n, :, rows, cols] += g[n, o, i, j] * w[o]
                     dweight[o] += g[n, o, i, j] * xp[n, :, rows, cols]
                     dbias[o] += g[n, o, i, j]
-    return _finish(dxp, pads, x), _weight_shape(dweight, rank), dbias
+    return _crop(dxp, p.pads, p.x_shape), dweight.reshape(p.weight_shape), dbias
 
 
 # --- pooling -------------------------------------------------------------------------------
@@ -97,8 +107,8 @@ def max_pool2d_backward(dout: Any, x: Any, kernel_size: Pair, stride: Pair | Non
     the first maximum in reading order, as in PyTorch. Overlapping windows add up.
     """
     where = "max_pool2d_backward"
-    windows, g, pads, shape, dtype = _prepare_pool_grads(where, dout, x, kernel_size, stride,
-                                                         padding, "max")
+    windows, g, pads, shape, dtype, x_shape = _prepare_pool_grads(
+        where, dout, x, kernel_size, stride, padding, "max")
     n, c, ho, wo, kh, kw = windows.shape
     sh, sw = _pool_stride(where, kernel_size, stride)
     winner = windows.reshape(n, c, ho, wo, kh * kw).argmax(axis=-1)  # first maximum wins
@@ -108,15 +118,15 @@ def max_pool2d_backward(dout: Any, x: Any, kernel_size: Pair, stride: Pair | Non
     planes = np.arange(n * c).reshape(n, c, 1, 1)
     flat = (planes * height + rows) * width + cols
     dxp = np.bincount(flat.ravel(), weights=g.ravel(), minlength=n * c * height * width)
-    return _finish(dxp.reshape(n, c, height, width).astype(dtype), pads, x)
+    return _crop(dxp.reshape(n, c, height, width).astype(dtype), pads, x_shape)
 
 
 def max_pool2d_backward_loops(dout: Any, x: Any, kernel_size: Pair,
                               stride: Pair | None = None, padding: Pair = 0) -> np.ndarray:
     """Gradient of ``max_pool2d`` with loops: each output routes its gradient to its argmax."""
     where = "max_pool2d_backward_loops"
-    windows, g, pads, shape, dtype = _prepare_pool_grads(where, dout, x, kernel_size, stride,
-                                                         padding, "max")
+    windows, g, pads, shape, dtype, x_shape = _prepare_pool_grads(
+        where, dout, x, kernel_size, stride, padding, "max")
     n_images, channels, ho, wo, kh, kw = windows.shape
     sh, sw = _pool_stride(where, kernel_size, stride)
     dxp = np.zeros((n_images, channels, shape[2] + pads[0] + pads[1],
@@ -127,7 +137,7 @@ def max_pool2d_backward_loops(dout: Any, x: Any, kernel_size: Pair,
                 for j in range(wo):
                     r, s = divmod(int(np.argmax(windows[n, c, i, j])), kw)  # first max wins
                     dxp[n, c, i * sh + r, j * sw + s] += g[n, c, i, j]
-    return _finish(dxp, pads, x)
+    return _crop(dxp, pads, x_shape)
 
 
 def avg_pool2d_backward(dout: Any, x: Any, kernel_size: Pair, stride: Pair | None = None,
@@ -138,8 +148,8 @@ def avg_pool2d_backward(dout: Any, x: Any, kernel_size: Pair, stride: Pair | Non
     each of them receives 1/(kH*kW) of the output's gradient.
     """
     where = "avg_pool2d_backward"
-    windows, g, pads, shape, dtype = _prepare_pool_grads(where, dout, x, kernel_size, stride,
-                                                         padding, "avg")
+    windows, g, pads, shape, dtype, x_shape = _prepare_pool_grads(
+        where, dout, x, kernel_size, stride, padding, "avg")
     n, c, ho, wo, kh, kw = windows.shape
     sh, sw = _pool_stride(where, kernel_size, stride)
     share = g / (kh * kw)
@@ -147,15 +157,15 @@ def avg_pool2d_backward(dout: Any, x: Any, kernel_size: Pair, stride: Pair | Non
     for i in range(kh):
         for j in range(kw):
             dxp[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw] += share
-    return _finish(dxp, pads, x)
+    return _crop(dxp, pads, x_shape)
 
 
 def avg_pool2d_backward_loops(dout: Any, x: Any, kernel_size: Pair,
                               stride: Pair | None = None, padding: Pair = 0) -> np.ndarray:
     """Gradient of ``avg_pool2d`` with loops: each output spreads its gradient evenly."""
     where = "avg_pool2d_backward_loops"
-    windows, g, pads, shape, dtype = _prepare_pool_grads(where, dout, x, kernel_size, stride,
-                                                         padding, "avg")
+    windows, g, pads, shape, dtype, x_shape = _prepare_pool_grads(
+        where, dout, x, kernel_size, stride, padding, "avg")
     n_images, channels, ho, wo, kh, kw = windows.shape
     sh, sw = _pool_stride(where, kernel_size, stride)
     dxp = np.zeros((n_images, channels, shape[2] + pads[0] + pads[1],
@@ -165,43 +175,36 @@ def avg_pool2d_backward_loops(dout: Any, x: Any, kernel_size: Pair,
             for i in range(ho):
                 for j in range(wo):
                     dxp[n, c, i * sh:i * sh + kh, j * sw:j * sw + kw] += g[n, c, i, j] / (kh * kw)
-    return _finish(dxp, pads, x)
+    return _crop(dxp, pads, x_shape)
 
 
 # --- validation ----------------------------------------------------------------------------
 
-def _shape(x: Any) -> tuple[int, ...]:
-    """The shape of ``x`` (a list, array or tensor), without converting it twice."""
-    shape = getattr(x, "shape", None)
-    return tuple(shape) if shape is not None else np.shape(x)
-
-
 def _prepare_conv_grads(where: str, dout: Any, x: Any, weight: Any, stride: Any, padding: Any,
-                        dilation: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                tuple[int, int, int, int], Any, int]:
-    """Validate with the forward pass's checks; return padded x, weight, dout, pads, problem."""
-    p = _prepare_conv(where, x, weight, None, stride, padding, dilation)
-    rank = len(_shape(x))
-    o, _, kh, kw = p.weight.shape
-    ph, pw = (padding, padding) if isinstance(padding, str) else as_pair(padding, "padding",
-                                                                           where, minimum=0)
-    in_h, in_w = _shape(x)[-2:]
-    out_hw = (conv_output_size(in_h, kh, p.stride[0], ph, p.dilation[0]),
-              conv_output_size(in_w, kw, p.stride[1], pw, p.dilation[1]))
-    expected = (*_shape(x)[:-3], o, *out_hw) if rank > 2 else out_hw
-    g = _as_dout(where, dout, expected, _shape(x), "conv2d")
-    dtype = np.result_type(p.x.dtype, g.dtype)
-    spans = (p.dilation[0] * (kh - 1) + 1, p.dilation[1] * (kw - 1) + 1)
-    pads = _padding(where, padding, spans, p.stride)
-    g4 = g.reshape((1,) * (4 - g.ndim) + g.shape).astype(dtype, copy=False)
-    return p.x.astype(dtype, copy=False), p.weight.astype(dtype, copy=False), g4, pads, p, rank
+                        dilation: Any) -> _ConvGrads:
+    """Validate with the forward pass's checks, then check ``dout`` against the output shape."""
+    x4, w, _, stride, dilation, pads, rank = _check_conv(where, x, weight, None, stride,
+                                                         padding, dilation)
+    (n, _, h, wd), (o, _, kh, kw) = x4.shape, w.shape
+    top, bottom, left, right = pads
+    out_hw = (conv_output_size(h, kh, stride[0], (top, bottom), dilation[0]),
+              conv_output_size(wd, kw, stride[1], (left, right), dilation[1]))
+    g = _as_dout(where, dout, (n, o, *out_hw)[4 - rank:], x4.shape[4 - rank:], "conv2d")
+    dtype = np.result_type(x4.dtype, g.dtype)
+    padded = np.pad(x4.astype(dtype, copy=False), ((0, 0), (0, 0), (top, bottom), (left, right)))
+    g4 = g.reshape(n, o, *out_hw).astype(dtype, copy=False)
+    weight_shape = (kh, kw) if rank == 2 else w.shape
+    return _ConvGrads(padded, w.astype(dtype, copy=False), g4, pads, stride, dilation,
+                      x4.shape[4 - rank:], weight_shape)
 
 
 def _prepare_pool_grads(where: str, dout: Any, x: Any, kernel_size: Any, stride: Any,
                         padding: Any, mode: str) -> tuple[np.ndarray, np.ndarray,
                                                           tuple[int, int, int, int],
-                                                          tuple[int, ...], np.dtype]:
-    """Validate with the forward pass's checks; return windows, dout (NCHW), pads, shape."""
+                                                          tuple[int, ...], np.dtype,
+                                                          tuple[int, ...]]:
+    """Validate with the forward pass's checks; return windows, dout (NCHW), pads, x's shape
+    as (N, C, H, W), the gradient's dtype and x's own shape."""
     array = as_array(x, "x", where)
     # Float first, so that padding is -inf for max pooling and can never win a tie.
     windows, _ = _pool_windows(where, array.astype(np.result_type(array.dtype, np.float32)),
@@ -216,7 +219,7 @@ def _prepare_pool_grads(where: str, dout: Any, x: Any, kernel_size: Any, stride:
     dtype = np.result_type(windows.dtype, g.dtype)
     g4 = g.reshape((1,) * (4 - g.ndim) + g.shape).astype(dtype, copy=False)
     shape = (1,) * (4 - array.ndim) + array.shape
-    return windows, g4, (ph, ph, pw, pw), shape, dtype
+    return windows, g4, (ph, ph, pw, pw), shape, dtype, array.shape
 
 
 def _pool_stride(where: str, kernel_size: Any, stride: Any) -> tuple[int, int]:
@@ -243,17 +246,11 @@ def _as_dout(where: str, dout: Any, expected: tuple[int, ...], x_shape: tuple[in
     return g.astype(np.result_type(g.dtype, np.float32), copy=False)
 
 
-def _finish(dxp: np.ndarray, pads: tuple[int, int, int, int], x: Any) -> np.ndarray:
-    """Drop the padding's rows and columns (their gradient goes nowhere) and restore x's rank."""
+def _crop(dxp: np.ndarray, pads: tuple[int, int, int, int], shape: tuple[int, ...]) -> np.ndarray:
+    """Drop the padding's rows and columns (their gradient goes nowhere); give x's shape."""
     top, bottom, left, right = pads
-    h, w = dxp.shape[2] - top - bottom, dxp.shape[3] - left - right
-    dx = dxp[:, :, top:top + h, left:left + w]
-    return np.ascontiguousarray(dx.reshape(_shape(x)))
-
-
-def _weight_shape(dweight: np.ndarray, rank: int) -> np.ndarray:
-    """For 2-D x the weight was (kH, kW); give its gradient that shape too."""
-    return dweight[0, 0] if rank == 2 else dweight
+    dx = dxp[:, :, top:dxp.shape[2] - bottom, left:dxp.shape[3] - right]
+    return np.ascontiguousarray(dx.reshape(shape))
 
 
 __all__ = ["conv2d_backward", "conv2d_backward_loops", "max_pool2d_backward",
