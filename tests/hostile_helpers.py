@@ -138,26 +138,38 @@ def wrong_version(code: str) -> str:
 
 
 def fill(student: dict, answers: list[str]) -> dict:
-    """The student notebook with each answer cell replaced by the answer defining its names."""
+    """The student notebook with each answer cell replaced by its answer: the cell defining the
+    same names, else the one sharing most lines, else the next cell blanked to `...`."""
     notebook = copy.deepcopy(student)
     used: set[int] = set()
+    code = [i for i, c in enumerate(notebook["cells"]) if c.get("cell_type") == "code"]
+
+    def overlap(index: int, answer: str) -> int:
+        """Lines the student cell shares with the answer (a blanked block keeps the rest)."""
+        mine = {ln.strip() for ln in source(notebook["cells"][index]).splitlines()}
+        return len(mine & {ln.strip() for ln in answer.splitlines()} - {"", "..."})
+
     for answer in answers:
         names = bound_names(answer)
-        for index, cell in enumerate(notebook["cells"]):
-            if index in used or cell.get("cell_type") != "code":
-                continue
-            try:
-                mine = bound_names(source(cell))
-            except SyntaxError:
-                continue
-            if names & mine:
-                cell["source"] = answer
-                cell["outputs"], cell["execution_count"] = [], None
-                used.add(index)
-                break
-        else:
-            raise AssertionError(f"no student cell defines {sorted(names)}: update the suite")
+        free = [i for i in code if i not in used]
+        by_name = [i for i in free if _defines(source(notebook["cells"][i])) & names]
+        blanked = [i for i in free if "..." in {ln.strip() for ln in
+                                                 source(notebook["cells"][i]).splitlines()}]
+        best = by_name[:1] or sorted((i for i in free if overlap(i, answer)),
+                                     key=lambda i: -overlap(i, answer))[:1] or blanked[:1]
+        if not best:
+            raise AssertionError(f"no student cell for the answer defining {sorted(names)}")
+        cell = notebook["cells"][best[0]]
+        cell["source"], cell["outputs"], cell["execution_count"] = answer, [], None
+        used.add(best[0])
     return notebook
+
+
+def _defines(text: str) -> set[str]:
+    try:
+        return bound_names(text)
+    except SyntaxError:
+        return set()
 
 
 def add_cells(notebook: dict, codes: list[str], at_start: bool = False) -> dict:

@@ -471,7 +471,7 @@ def bomb_run(world, baseline, request):
                                                  attacks.cells(attack, {"marker": world.marker})))
     names = sorted(p.name for p in folder.glob("*.ipynb"))
     run = hh.grade(names, folder / "grades.csv", folder, world.env, LAB, TIMEOUT,
-                   kill_above=baseline["run"].peak_rss + 2 * 2**30)
+                   kill_above=baseline["run"].peak_rss + 2**30)
     return attack.name, run
 
 
@@ -481,7 +481,7 @@ def test_result_bombs_do_not_take_the_grader_down(bomb_run, baseline):
     print(f"\n{name}: grader peak RSS {run.peak_rss / 2**20:.0f} MB in {run.seconds:.1f} s")
     assert run.peak_rss <= reference + MEMORY_SLACK, \
         f"{name}: grader peak RSS {run.peak_rss / 2**20:.0f} MB vs {reference / 2**20:.0f} MB " \
-        f"on the baseline (killed above +2 GB; exit status {run.status})"
+        f"on the baseline (killed above +1 GB; exit status {run.status})"
     _check_row(_row(run, Path("bomb.ipynb")), baseline, "as_wrong")
     keys = [*baseline["questions"], "total", "possible", "status"]
     for honest in ("honest_correct", "honest_wrong"):
@@ -529,3 +529,59 @@ def test_oracle_pays_without_the_sandbox(control_run, baseline, name):
         f"{name} found nothing even unconfined: the probe is broken ({row})"
     if name == "network":
         assert control_run["hits"], "the listener saw no connection"
+
+
+# ---------------------------------------------------------------------------------------------
+# lab 2 (trains a model in every submission): the honest pair and a few attacks, one run
+
+LAB2 = "lab2_build_a_cnn"
+LAB2_ATTACKS = ["eq_always_true", "forge_result_files", "bg_subprocess"]
+
+
+@pytest.fixture(scope="module")
+def lab2_run(world, attack_run):
+    folder = world.root / "lab2"
+    folder.mkdir()
+    lab = hh.assign(LAB2, world.work / "dist")
+    dist = world.work / "dist" / LAB2
+    facts = dict(attack_run["facts"], solution="\n\n".join(lab.solutions), values=lab.values,
+                 functions=lab.functions,
+                 host_paths=[*attack_run["facts"]["host_paths"], str(dist)])
+    paths = {"honest_correct": hh.write(folder / "honest_correct.ipynb", lab.correct_notebook),
+             "honest_wrong": hh.write(folder / "honest_wrong.ipynb", lab.wrong_notebook)}
+    for name in LAB2_ATTACKS:
+        attack = ATTACKS[name]
+        base = lab.correct_notebook if attack.base == "correct" else lab.wrong_notebook
+        paths[name] = hh.write(folder / f"{name}.ipynb",
+                               hh.add_cells(base, attacks.cells(attack, facts)))
+    before = hh.snapshot(folder, dist, world.home)
+    run = hh.grade([str(p) for p in paths.values()], folder / "grades.csv", world.work,
+                   world.env, LAB2, 120)
+    left = hh.processes_with(world.marker)
+    hh.kill_all(left)
+    after = hh.snapshot(folder, dist, world.home, skip=(folder / "grades.csv",))
+    header = run.raw_rows[0] if run.raw_rows else ["total"]
+    reference = {"questions": header[1:header.index("total")],
+                 "correct": hh.find_row(run.rows, str(paths["honest_correct"])),
+                 "wrong": hh.find_row(run.rows, str(paths["honest_wrong"]))}
+    return {"run": run, "paths": paths, "reference": reference, "left": left,
+            "changed": sorted(k for k in before.keys() | after.keys()
+                              if before.get(k) != after.get(k))}
+
+
+def test_lab2_honest_and_attacks(lab2_run):
+    run, reference = lab2_run["run"], lab2_run["reference"]
+    print(f"\nlab 2 run: {len(lab2_run['paths'])} submissions in {run.seconds:.1f} s")
+    correct, wrong = reference["correct"], reference["wrong"]
+    assert correct and wrong, run.stderr[-1500:]
+    assert float(correct["total"]) == float(correct["possible"]), correct
+    assert float(wrong["total"]) < float(correct["total"]), wrong
+    for name in LAB2_ATTACKS:
+        _check_row(_row(run, lab2_run["paths"][name]), reference, ATTACKS[name].expect)
+    assert not lab2_run["left"], lab2_run["left"]
+    assert not lab2_run["changed"], lab2_run["changed"][:10]
+    assert world_secret_absent(run)
+
+
+def world_secret_absent(run: hh.Run) -> bool:
+    return "hostile-secret-" not in run.csv_text + run.stdout + run.stderr
