@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -26,20 +27,24 @@ ROOT = Path(__file__).resolve().parent.parent
 CNNLAB = [sys.executable, "-c", "import sys; from cnnlab.cli import main; sys.exit(main())"]
 
 
-def _grade(files: list[str], autograder: Path, out: Path, jobs: int, sandbox: bool) -> float:
-    """Seconds for one `cnnlab grade` run; raises if a correct submission lost points."""
+def _grade(files: list[str], autograder: Path, out: Path, jobs: int,
+           sandbox: bool) -> tuple[float, float]:
+    """(wall, CPU seconds) of one `cnnlab grade` run; raises if a correct one lost points."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     done = subprocess.run([*CNNLAB, "grade", *files, "--autograder", str(autograder),
                            "--out", str(out), "--jobs", str(jobs), "--timeout", "120",
                            *([] if sandbox else ["--no-sandbox"])],
                           capture_output=True, text=True)
     seconds = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     rows = out.read_text().splitlines()[1:]
     bad = [r for r in rows if "correct" in r and ",ok," not in r]
     if done.returncode != 0 or bad:
         raise SystemExit(f"grading failed (exit {done.returncode}): {bad[:2]}\n"
                          f"{done.stderr[-1500:]}")
-    return seconds
+    return seconds, cpu
 
 
 def _bwrap_true(repeat: int = 10) -> float:
@@ -77,8 +82,8 @@ def main() -> int:
             source = autograder / f"{args.lab}.ipynb" if kind == "correct" else \
                 dist / args.lab / "student" / f"{args.lab}.ipynb"
             files.append(str(shutil.copyfile(source, work / f"{kind}_{i:03d}.ipynb")))
-        sandboxed = _grade(files, autograder, work / "sandboxed.csv", args.jobs, True)
-        plain = _grade(files, autograder, work / "plain.csv", args.jobs, False)
+        sandboxed, cpu = _grade(files, autograder, work / "sandboxed.csv", args.jobs, True)
+        plain, plain_cpu = _grade(files, autograder, work / "plain.csv", args.jobs, False)
         empty = _bwrap_true()
         load = os.getloadavg()[0]
         print(f"{args.lab}: {args.n} submissions (half correct, half blank), --jobs "
@@ -86,6 +91,12 @@ def main() -> int:
         print(f"  sandboxed:  {sandboxed:6.1f} s = {60 * args.n / sandboxed:5.1f} "
               "submissions/minute")
         print(f"  no sandbox: {plain:6.1f} s = {60 * args.n / plain:5.1f} submissions/minute")
+        # bwrap's init reaps the sandboxed processes, so their CPU time is only visible in
+        # the unsandboxed run: the same work, counted by getrusage
+        per = plain_cpu / args.n
+        print(f"  CPU time per submission (unsandboxed run): {per:.2f} s, so an otherwise idle "
+              f"machine with {args.jobs} cores would grade about {60 * args.jobs / per:.0f} a "
+              f"minute (grader and bwrap themselves: {cpu / args.n:.2f} s)")
         print(f"  sandbox overhead: {args.jobs * (sandboxed - plain) / args.n:+.2f} s per "
               f"submission (wall time of one worker); an empty bwrap sandbox starts and "
               f"ends in {1000 * empty:.0f} ms")
