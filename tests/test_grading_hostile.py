@@ -1,20 +1,23 @@
 """Hostile submissions against `cnnlab grade` (issue 8): the red team's suite.
 
-Three `cnnlab grade` runs of lab 1, each as an instructor would type it, in a child process
-with a temp HOME (holding a canary file) and a secret environment variable:
+Every run is `cnnlab grade` as an instructor types it, in a child process with a temp HOME
+(holding a canary file) and a secret environment variable, ``--jobs 2``:
 
-1. baseline: an honest correct and an honest wrong submission, built from the master;
-2. attacks: every attack of tests/fixtures/hostile/attacks.py plus the vectorised shortcuts
-   and the two honest submissions, ``--jobs 2``;
-3. files: malformed notebooks, symlinks and odd file names, by relative name from the folder
-   (as `cnnlab grade *.ipynb` would pass them), plus the two honest submissions.
+1. baseline: an honest correct and an honest wrong lab 1 submission, built from the master;
+2. attacks: the attacks of tests/fixtures/hostile/hostile_attacks.py, four vectorised
+   shortcuts and the honest pair (``--memory 2G``);
+3. files: malformed notebooks, symlinks, a FIFO and odd file names passed by relative name
+   (as `cnnlab grade *.ipynb` would), plus a run of names starting with `-`;
+4. bombs: result files and sources that unpack to far more than they weigh, one run each;
+5. control: the oracle probes under `--no-sandbox`, where they must find their leak;
+6. lab 2: its honest pair and three attacks.
 
 For each attack row: the right score (never above the honest wrong one for wrong answers;
-full marks where the attack leaves correct answers alone), and for the runs: the honest rows
-are identical to the baseline, nothing outside the sandbox's scratch changed (submissions,
-the autograder, the CSV's folder, HOME, the package and the system), no process survives,
-the grader's own memory stays near its baseline, the secret never appears in any output.
-An attack that succeeds keeps its failing test: the failure is the bug report.
+full marks where the attack leaves correct answers alone); for the runs: the honest rows equal
+the baseline, nothing outside the sandbox's scratch changed (submissions, the autograder, the
+CSV's folder, HOME, the package and system folders), no process survives, the grader's own
+memory stays near its baseline, the secret never appears in any output. An attack that
+succeeds keeps its failing test: the failure is the bug report.
 """
 
 from __future__ import annotations
