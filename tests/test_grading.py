@@ -166,7 +166,9 @@ def test_loops_only_rejects_vectorised_shortcuts(body, why):
 def test_loops_only_accepts_loops_and_rejects_rebinding():
     assert static.loops_only([SOLUTION], "corr2d") == (True, "")
     for extra in ("corr2d = lambda i, k: i", "import torch as np", "corr2d.__code__ = g",
-                  "globals()['corr2d'] = print", "np.sum = print"):
+                  "globals()['corr2d'] = print", "np.sum = print",
+                  "import numpy as nmp\nm = nmp\nm.zeros = print",
+                  "_x = [" + "1, " * 200_000 + "]"):
         ok, reason = static.loops_only([SOLUTION, extra], "corr2d")
         assert not ok, extra
     assert static.loops_only(["x = 1"], "corr2d") == (False, "no function named corr2d found")
