@@ -77,7 +77,8 @@ def load_alexnet(weights: str | None = "auto", seed: int = 0) -> nn.Module:
     if weights not in ("auto", "imagenet", None):
         hint = "Use weights='imagenet' for the ImageNet weights."
         if isinstance(weights, bool):
-            hint = "`pretrained=True` is gone from torchvision; use weights='imagenet' (or 'auto')."
+            hint = ("weights takes a name, not a bool (torchvision's `pretrained=True` is "
+                    "deprecated); use weights='imagenet' (or 'auto').")
         elif type(weights).__name__ == "AlexNet_Weights":
             hint = "For AlexNet_Weights.IMAGENET1K_V1 write weights='imagenet'."
         error = ValueError if isinstance(weights, str) else TypeError

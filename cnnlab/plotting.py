@@ -292,12 +292,14 @@ def _history_lists(history: Any, name: str, where: str) -> dict[str, list[float]
     return lists
 
 
-def plot_history(histories: Any, title: str | None = None) -> Figure:
+def plot_history(histories: Any, title: str | None = None, eval_label: str = "test") -> Figure:
     """Learning curves: loss (left) and accuracy (right) per epoch; returns the Figure.
 
     ``histories`` is one History or a dict name -> History. A History has attributes or keys
     ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc``: lists of per-epoch floats (the
     test lists may be empty). Train is drawn solid, test dashed, one colour per run.
+    ``eval_label`` names the dashed curves in the legend: "validation" when ``fit`` was given
+    a validation split as its test data.
     """
     where = "plot_history"
     if isinstance(histories, Mapping) and not all(k in histories for k in _HISTORY_KEYS):
@@ -318,7 +320,7 @@ def plot_history(histories: Any, title: str | None = None) -> Figure:
                 if values:
                     epochs = range(1, len(values) + 1)
                     ax.plot(epochs, values, style, color=colour, marker="o", markersize=3,
-                            label=f"{prefix}{split}")
+                            label=f"{prefix}{split if split == 'train' else eval_label}")
     for ax, label in ((ax_loss, "loss"), (ax_acc, "accuracy")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)

@@ -15,6 +15,7 @@ same machine and thread count: identical histories.
 from __future__ import annotations
 
 import numbers
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -222,7 +223,8 @@ def fit(
     evaluated. ``optimizer``: "adam" (default), "sgd" (momentum 0.9) or a function such as
     ``torch.optim.AdamW`` called as ``optimizer(model.parameters(), lr=lr)``.
     ``device``: "cpu", "cuda", "mps" or a torch.device; the model is moved there.
-    ``progress`` shows a tqdm bar over the epochs with the latest loss and accuracy.
+    ``progress`` shows a text progress bar over the epochs (tqdm, on standard output, so that
+    a saved notebook keeps the finished bar as plain text) with the latest loss and accuracy.
 
     The reported train loss/accuracy are means over the epoch's batches as the model was
     learning (so they lag a little behind the test figures computed after the epoch).
@@ -243,13 +245,14 @@ def fit(
     model.to(device)
     opt = _make_optimizer(optimizer, model.parameters(), float(lr), where)
     history = History()
-    from tqdm.auto import tqdm
+    from tqdm.std import tqdm
 
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         batches = _loader(train_data, batch_size, shuffle=True, seed=seed)
-        bar = tqdm(range(epochs), desc="training", unit="epoch", disable=not progress)
+        bar = tqdm(range(epochs), desc="training", unit="epoch", disable=not progress,
+                   file=sys.stdout, ncols=96)
         for _ in bar:
             model.train()
             total_loss, total_correct, count = 0.0, 0, 0

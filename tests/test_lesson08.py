@@ -1,4 +1,4 @@
-"""Lesson 08 keeps the curriculum's facts (CURRICULUM.md section 9) in its stored outputs.
+"""Lesson 08 keeps its facts (matrix view, routing, gradient checks, receptive fields) stored.
 
 Like FACTS in tests/test_notebooks.py: nbval proves a re-run reproduces the stored outputs, these
 tests prove the stored outputs are the right ones, and that the exercises start unanswered with
@@ -9,17 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
-import pytest
+from notebook_text import NOTEBOOKS, cells, code_cells, outputs_text, source
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / (
-    "08_gradients_through_convolution.ipynb")
-INSTALL_LINE = (
-    'import importlib.util, subprocess, sys; _ = importlib.util.find_spec("cnnlab") or '
-    'subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "cnnlab"])  '
-    "# hosted runtimes (Colab, Kaggle): installs cnnlab first, see the README")
-
+L08 = "08_gradients_through_convolution.ipynb"
 FACTS = [
     # the 9x25 matrix: locality and weight sharing
     "M has shape (9, 25)",
@@ -60,34 +53,14 @@ FACTS = [
 ]
 
 
-def _cells() -> list[dict]:
-    return json.loads(NOTEBOOK.read_text())["cells"]
-
-
-def _source(cell: dict) -> str:
-    return cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
-
-
-def _text(cell: dict) -> str:
-    parts = []
-    for out in cell.get("outputs", []):
-        text = out.get("text") or out.get("data", {}).get("text/plain", "")
-        parts.append("".join(text) if isinstance(text, list) else text)
-    return "".join(parts)
-
-
-def _code() -> list[dict]:
-    return [c for c in _cells() if c["cell_type"] == "code"]
-
-
 def test_facts_are_in_stored_outputs():
-    text = "".join(_text(c) for c in _code())
+    text = "".join(outputs_text(c) for c in code_cells(L08))
     missing = [fact for fact in FACTS if fact not in text]
     assert not missing, f"stored outputs lack {missing}; re-run the notebook top to bottom"
 
 
 def test_numerical_checks_pass_and_wrong_backwards_fail():
-    text = "".join(_text(c) for c in _code())
+    text = "".join(outputs_text(c) for c in code_cells(L08))
     right = [float(e) for e in re.findall(r"relative error (\S+), below 1e-6: True", text)]
     assert len(right) == 3 and all(e < 1e-8 for e in right), right
     wrong = {name: float(e) for name, e in re.findall(r"(no flip|mean db): +relative error (\S+)",
@@ -95,36 +68,25 @@ def test_numerical_checks_pass_and_wrong_backwards_fail():
     assert set(wrong) == {"no flip", "mean db"} and min(wrong.values()) > 0.1, wrong
 
 
-def test_first_cells_install_then_import_and_seed():
-    code = _code()
-    assert _source(code[0]) == INSTALL_LINE
-    assert "import cnnlab" in _source(code[1]) and "torch.manual_seed" in _source(code[1])
-
-
 def test_exercises_start_unanswered_and_solutions_are_hidden():
-    cells = _cells()
+    all_cells = cells(L08)
     unanswered = re.compile(r"^answer_\w+ = \.\.\.", re.M)
-    exercises = [i for i, c in enumerate(cells)
-                 if c["cell_type"] == "code" and unanswered.search(_source(c))]
+    exercises = [i for i, c in enumerate(all_cells)
+                 if c["cell_type"] == "code" and unanswered.search(source(c))]
     assert len(exercises) == 5
     for i in exercises:  # the answer cell, its check, then the hidden solution
-        check, solution = cells[i + 1], cells[i + 2]
-        assert "check_answer" in _source(check) and "check_answer" not in _source(cells[i])
-        assert "not answered yet" in _text(check) and "correct" not in _text(check)
+        check, solution = all_cells[i + 1], all_cells[i + 2]
+        assert "check_answer" in source(check) and "check_answer" not in source(all_cells[i])
+        assert "not answered yet" in outputs_text(check) and "correct" not in outputs_text(check)
         assert not check["metadata"].get("jupyter", {}).get("source_hidden")
         assert solution["metadata"].get("jupyter", {}).get("source_hidden") is True
-        assert "check_answer" in _source(solution) and "..." not in _source(solution)
-        assert ": correct" in _text(solution) and "not yet" not in _text(solution)
+        assert "check_answer" in source(solution) and "..." not in source(solution)
+        assert ": correct" in outputs_text(solution) and "not yet" not in outputs_text(solution)
 
 
 def test_no_errors_and_small_outputs():
-    for cell in _code():
+    for cell in code_cells(L08):
         for out in cell.get("outputs", []):
-            assert out["output_type"] != "error", _source(cell)[:200]
+            assert out["output_type"] != "error", source(cell)[:200]
             assert len(json.dumps(out)) < 1_000_000
-    assert NOTEBOOK.stat().st_size < 2_000_000
-
-
-@pytest.mark.parametrize("needle", ["/work/", "/tmp/", "/home/"])
-def test_no_machine_paths_in_outputs(needle):
-    assert needle not in "".join(_text(c) for c in _code())
+    assert (NOTEBOOKS / L08).stat().st_size < 2_000_000

@@ -199,6 +199,13 @@ def test_plot_history_one_run():
     np.testing.assert_allclose(test.get_ydata(), HISTORY["test_loss"])
     np.testing.assert_allclose(ax_acc.get_lines()[1].get_ydata(), HISTORY["test_acc"])
     assert train.get_linestyle() == "-" and test.get_linestyle() == "--"
+    assert [line.get_label() for line in ax_loss.get_lines()] == ["train", "test"]
+
+
+def test_plot_history_names_the_evaluation_split():
+    fig = plot_history({"cnn": HISTORY}, eval_label="validation")
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["cnn train",
+                                                                       "cnn validation"]
 
 
 def test_plot_history_dict_of_runs_with_empty_test():

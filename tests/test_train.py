@@ -85,11 +85,14 @@ def test_evaluate_matches_a_hand_computation_and_restores_mode():
     assert acc == pytest.approx(float((logits.argmax(1) == labels).float().mean()))
 
 
-def test_progress_bar_is_shown_or_hidden(capsys):
+def test_progress_bar_is_shown_finished_or_hidden(capsys):
     fit(_model(), _blobs(20), epochs=2, lr=1e-2, progress=True)
-    assert "training" in capsys.readouterr().err
+    shown = capsys.readouterr().out
+    last = shown.replace("\r", "\n").strip().splitlines()[-1]
+    assert last.startswith("training: 100%|") and "2/2" in last  # plain text, stored finished
+    assert len(last) <= 100
     fit(_model(), _blobs(20), epochs=2, lr=1e-2, progress=False)
-    assert capsys.readouterr().err == ""
+    assert capsys.readouterr() == ("", "")
 
 
 def test_custom_optimizer_and_sgd():

@@ -1,33 +1,74 @@
-"""Lesson 07 must pass strict nbval both with and without the ImageNet weights on disk.
+"""Lesson 07 keeps its facts in its stored outputs and passes nbval with or without the weights.
 
-The plain notebook run (``pytest notebooks/07_alexnet_features.ipynb``) covers whichever case
-this machine is in. These tests run the notebook under nbval in a subprocess for the other
-case(s), pointing ``TORCH_HOME`` at a temporary folder:
+The facts: AlexNet's sizes, one plain sentence saying which network's filters are shown, and
+the transfer-learning accuracies quoted in the prose. The weights: the plain notebook run
+(``pytest notebooks/07_alexnet_features.ipynb``) covers whichever case this machine is in; the
+tests below run the notebook under nbval in a subprocess for the other case(s), pointing
+``TORCH_HOME`` at a temporary folder:
 
 - "with weights": the folder holds a fake ``alexnet-owt-7be5be79.pth`` (seeded random values),
-  so ``load_alexnet("auto")`` takes the ImageNet branch;
+  so the lesson takes the ImageNet branch;
 - "without weights": the folder is empty (only needed when this machine has the real file,
   otherwise the plain notebook run already covers it).
 
 Only cells tagged ``nbval-ignore-output`` may depend on the weights (which network is shown,
 its top classes, its filters' roughness, the transfer accuracies of learned and random
 features); every other output (shapes, parameter counts, the raw-pixel baseline, the
-exercises) must match the stored one.
-Slow by nature (one full notebook run, 10-60 s depending on the machine's load).
+exercises) must match the stored one. Slow by nature (one full notebook run, 10-60 s).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from notebook_text import cells, outputs_text, source, stored_text
 
 from cnnlab import paths
 from cnnlab.alexnet import load_alexnet, weights_filename, weights_path
+
+L07 = "07_alexnet_features.ipynb"
+FACTS = [
+    "Total params: 61,100,840",
+    "total       61,100,840",
+    "first conv: (1, 64, 86, 51)  predicted: (1, 64, 86, 51)",
+    "features:   (1, 256, 9, 5)  predicted: (1, 256, 9, 5)",
+    "learned maps (1, 64, 86, 51)  random maps (1, 64, 86, 51)",
+    "raw pixels + head:",
+]
+
+
+def test_facts_are_in_stored_outputs():
+    text = stored_text(L07)
+    missing = [fact for fact in FACTS if fact not in text]
+    assert not missing, f"stored outputs lack {missing}; re-run the lesson top to bottom"
+
+
+def test_one_plain_sentence_says_which_network_is_shown():
+    text = stored_text(L07)
+    assert len(re.findall(r"^Learned filters below: ", text, re.M)) == 1, text[:300]
+    assert "Warning" not in text, "say which network is shown once, not in a warning"
+
+
+def test_transfer_accuracies_are_stored_and_quoted_from_the_cells():
+    text = stored_text(L07)
+    found = {kind: re.search(rf"{kind} \+ head: +test accuracy ([\d.]+)%", text)
+             for kind in ("learned features", "random features", "raw pixels")}
+    assert all(found.values()), f"missing transfer results: {found}"
+    all_cells = cells(L07)
+    at = next(i for i, c in enumerate(all_cells) if c["cell_type"] == "markdown"
+              and source(c).startswith("Read the three accuracies"))
+    printed = "".join(outputs_text(c) for c in all_cells[:at] if c["cell_type"] == "code")
+    numbers = [n for n in re.findall(r"(\d+(?:\.\d+)?)%", source(all_cells[at])) if n != "25"]
+    assert numbers, "the prose should quote the measured accuracies"
+    missing = [n for n in numbers if f"{n}%" not in printed]
+    assert not missing, f"the prose quotes {missing}%, which no cell above printed"
+
 
 NOTEBOOK = "notebooks/07_alexnet_features.ipynb"
 
