@@ -170,8 +170,16 @@ def _problems(browser: object, lab_url: str, lesson: str) -> list[str]:
         if not_run:
             problems.append(f"code cells {not_run} did not run")
     finally:
-        page.close()
+        _close(page)
     return problems
+
+
+def _close(page) -> None:
+    """Shut the notebook's kernel down, then close the tab (kernels left running slow the rest)."""
+    try:
+        page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
+    finally:
+        page.close()
 
 
 @pytest.mark.parametrize("lesson", LESSONS)
@@ -192,7 +200,8 @@ def test_explorer_redraws_when_a_slider_moves(browser: object, lab_url: str) -> 
     try:
         _run_all(page)
         slider = page.locator(".widget-slider", has_text="kernel size").first
-        slider.scroll_into_view_if_needed()
+        slider.wait_for(state="attached", timeout=60_000)
+        slider.scroll_into_view_if_needed(timeout=60_000)
         explorer = slider.locator("xpath=ancestor::div[contains(@class,'widget-vbox')][1]")
         before_img = explorer.locator("img").first.get_attribute("src")
         before_formula = explorer.locator("pre").first.inner_text()
@@ -207,4 +216,4 @@ def test_explorer_redraws_when_a_slider_moves(browser: object, lab_url: str) -> 
         explorer.screenshot(path=str(ARTIFACTS / "03_explorer_after_slider.png"))
         assert after_formula != before_formula, "the formula did not change with the slider"
     finally:
-        page.close()
+        _close(page)
