@@ -11,15 +11,18 @@ Like deep-learning libraries, "convolution" here is cross-correlation: the kerne
 
 from __future__ import annotations
 
+import numbers
+from math import comb
 from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from cnnlab._checks import as_array, as_nchw, as_pair, layout_hint, looks_hwc, message
+from cnnlab._checks import as_array, as_int, as_nchw, as_pair, layout_hint, looks_hwc, message
 from cnnlab.shapes import conv_output_size, padding_sides
 
 Pair = int | tuple[int, int]
+KERNEL_NAMES = ("vertical edge", "horizontal edge", "outline", "blur", "identity")
 
 
 class _Conv(NamedTuple):
@@ -98,6 +101,35 @@ def avg_pool2d(x: Any, kernel_size: Pair, stride: Pair | None = None,
     """Average pooling, as ``F.avg_pool2d``: the mean of each window (padding zeros included)."""
     windows, rank = _pool_windows("avg_pool2d", x, kernel_size, stride, padding, "avg")
     return _restore_rank(windows.mean(axis=(-2, -1)), rank)
+
+
+def named_kernel(name: str, size: int = 3) -> np.ndarray:
+    """A classic (size, size) float64 kernel by name, one of ``KERNEL_NAMES``.
+
+    At size 3: "vertical edge" is the Sobel kernel [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]] (it
+    responds to vertical edges), "horizontal edge" its transpose, "outline" -1 everywhere and 8
+    in the centre (sums to 0), "blur" the 1-2-1 binomial kernel / 16 (sums to 1), "identity" a
+    single 1 in the centre. Larger sizes use binomial rows (Pascal's triangle) the same way.
+    """
+    where = "named_kernel"
+    if name not in KERNEL_NAMES:
+        raise ValueError(message(where, f"`name` in {list(KERNEL_NAMES)}", repr(name),
+                                 "Pick one of the listed names."))
+    if isinstance(size, numbers.Integral) and not isinstance(size, bool) and size < 1:
+        raise ValueError(message(where, "`size` >= 1 (a kernel has at least one cell)",
+                                 repr(size), "Use an odd size such as 3 or 5, so the kernel "
+                                 "has a centre."))
+    size = as_int(size, "size", where, minimum=1)
+    centre = size // 2
+    if name in ("identity", "outline"):
+        kernel = np.zeros((size, size)) if name == "identity" else -np.ones((size, size))
+        kernel[centre, centre] = 1.0 if name == "identity" else size * size - 1.0
+        return kernel
+    smooth = np.array([float(comb(size - 1, i)) for i in range(size)])  # 1 2 1 for size 3
+    if name == "blur":
+        return np.outer(smooth, smooth) / smooth.sum() ** 2
+    slope = np.arange(size) - (size - 1) / 2  # -1 0 1 for size 3
+    return np.outer(smooth, slope) if name == "vertical edge" else np.outer(slope, smooth)
 
 
 # --- validation and reshaping -------------------------------------------------------------
@@ -221,4 +253,4 @@ def _pool_windows(where: str, x: Any, kernel_size: Any, stride: Any, padding: An
     return windows, rank
 
 
-__all__ = ["conv2d", "conv2d_loops", "max_pool2d", "avg_pool2d"]
+__all__ = ["conv2d", "conv2d_loops", "max_pool2d", "avg_pool2d", "named_kernel"]

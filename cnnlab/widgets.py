@@ -34,6 +34,7 @@ import torch
 from cnnlab._checks import as_int, describe, image_chw, is_tensor, message
 from cnnlab.diagrams import NEXT_EDGE, WINDOW_EDGE, draw_grid, fmt
 from cnnlab.images import load_image, rgb_to_gray
+from cnnlab.ops import KERNEL_NAMES, named_kernel
 from cnnlab.shapes import conv_output_size
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = ["conv_explorer"]
 
-KERNELS = ("vertical edge", "horizontal edge", "outline", "blur", "identity")
 # slider ranges: (minimum, maximum)
 RANGES = {"kernel_size": (1, 15), "padding": (0, 30), "stride": (1, 8), "dilation": (1, 5)}
 # the slider labels, which the browser check looks for
@@ -50,22 +50,6 @@ LABELS = {"kernel": "kernel", "kernel_size": "kernel size", "padding": "padding"
           "stride": "stride", "dilation": "dilation"}
 _PADDING_EDGE = "#b03030"
 _ZOOM_EDGE = "#ffd000"
-
-
-def _kernel(name: str, size: int) -> torch.Tensor:
-    """A (size, size) kernel named in ``KERNELS`` (size 3: Sobel, outline, 1-2-1 blur)."""
-    centre = size // 2
-    if name in ("identity", "outline"):
-        kernel = torch.zeros(size, size) if name == "identity" else -torch.ones(size, size)
-        kernel[centre, centre] = 1.0 if name == "identity" else size * size - 1.0
-        return kernel
-    from math import comb
-
-    smooth = torch.tensor([float(comb(size - 1, i)) for i in range(size)])  # 1 2 1 for size 3
-    if name == "blur":
-        return torch.outer(smooth, smooth) / smooth.sum() ** 2
-    slope = torch.arange(size, dtype=torch.float32) - (size - 1) / 2  # -1 0 1 for size 3
-    return torch.outer(smooth, slope) if name == "vertical edge" else torch.outer(slope, smooth)
 
 
 def _formula(n: int, kernel_size: int, stride: int = 1, padding: int = 0,
@@ -110,8 +94,8 @@ def _gray_image(image: Any, where: str) -> torch.Tensor:
 
 def _settings(kernel: Any, kernel_size: Any, padding: Any, stride: Any, dilation: Any,
               where: str) -> dict[str, Any]:
-    if kernel not in KERNELS:
-        raise ValueError(message(where, f"`kernel` in {list(KERNELS)}", repr(kernel),
+    if kernel not in KERNEL_NAMES:
+        raise ValueError(message(where, f"`kernel` in {list(KERNEL_NAMES)}", repr(kernel),
                                  "Pick one of the listed kernel names."))
     values = {"kernel": kernel}
     for name, value in (("kernel_size", kernel_size), ("padding", padding), ("stride", stride),
@@ -274,7 +258,7 @@ def explorer_figure(x: torch.Tensor, kernel: str = "vertical edge", kernel_size:
         ax.axis("off")
         ax.text(0.5, 0.5, str(error), ha="center", va="center", wrap=True, fontsize=11)
         return fig
-    weight = _kernel(s["kernel"], k)
+    weight = torch.from_numpy(named_kernel(s["kernel"], k)).float()
     with torch.no_grad():
         out = torch.nn.functional.conv2d(x, weight.view(1, 1, k, k), stride=st, padding=p,
                                          dilation=d)[0, 0].numpy()
@@ -306,7 +290,7 @@ class _Explorer:
 
         self.x = x
         self.figure: Figure | None = None
-        self.controls = {"kernel": widgets.Dropdown(options=list(KERNELS),
+        self.controls = {"kernel": widgets.Dropdown(options=list(KERNEL_NAMES),
                                                     value=settings["kernel"],
                                                     description=LABELS["kernel"])}
         for name, (low, high) in RANGES.items():
@@ -351,7 +335,7 @@ def conv_explorer(image: Any = "cat", interactive: bool | None = None, *,
 
     ``image`` is a bundled photo name ("cat"), a path, or an image tensor/array (H, W) /
     (C, H, W). The keyword settings choose the starting point (and the static figure):
-    ``kernel`` in ``KERNELS``, ``kernel_size`` 1..15, ``padding`` 0..30, ``stride`` 1..8,
+    ``kernel`` in ``KERNEL_NAMES``, ``kernel_size`` 1..15, ``padding`` 0..30, ``stride`` 1..8,
     ``dilation`` 1..5.
 
     ``interactive=None`` decides by the rule in this module's docstring. Static: draws one

@@ -158,3 +158,47 @@ def test_pooling_agrees_with_the_torch_modules():
     x = torch.rand(2, 3, 8, 8)
     assert_allclose(cnnlab.max_pool2d(x, 2), torch.nn.MaxPool2d(2)(x).numpy())
     assert_allclose(cnnlab.avg_pool2d(x, 2), torch.nn.AvgPool2d(2)(x).numpy(), rtol=1e-6)
+
+
+SOBEL_X = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("vertical edge", SOBEL_X),
+    ("horizontal edge", np.transpose(SOBEL_X)),
+    ("outline", [[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]]),
+    ("blur", np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]]) / 16),
+    ("identity", [[0, 0, 0], [0, 1, 0], [0, 0, 0]]),
+])
+def test_named_kernels_are_the_textbook_ones_at_size_3(name, expected):
+    kernel = cnnlab.named_kernel(name)
+    assert kernel.shape == (3, 3) and kernel.dtype == np.float64
+    assert_array_equal(kernel, expected)
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 6, 15])
+def test_named_kernels_at_other_sizes_keep_their_meaning(size):
+    flat = np.full((size + 6, size + 6), 0.7)
+    step = np.tile(np.r_[np.zeros(size + 3), np.ones(3)], (size + 6, 1))  # a vertical edge
+    assert_allclose(cnnlab.conv2d(flat, cnnlab.named_kernel("blur", size)), 0.7)
+    assert_allclose(cnnlab.conv2d(flat, cnnlab.named_kernel("outline", size)), 0, atol=1e-12)
+    picked = cnnlab.conv2d(step, cnnlab.named_kernel("identity", size))  # the centre pixel
+    c = size // 2
+    assert_array_equal(picked, step[c:c + picked.shape[0], c:c + picked.shape[1]])
+    if size > 1:
+        vertical = cnnlab.conv2d(step, cnnlab.named_kernel("vertical edge", size))
+        horizontal = cnnlab.conv2d(step, cnnlab.named_kernel("horizontal edge", size))
+        assert vertical.max() > 0 and np.abs(horizontal).max() == 0
+    outline = cnnlab.named_kernel("outline", size)
+    assert outline[size // 2, size // 2] == size * size - 1
+
+
+def test_named_kernel_errors_list_the_choices_and_sizes():
+    with pytest.raises(ValueError, match="'blur', 'identity'.*got 'sharpen'"):
+        cnnlab.named_kernel("sharpen")
+    with pytest.raises(ValueError, match=r"`size` >= 1.*got 0"):
+        cnnlab.named_kernel("blur", 0)
+    with pytest.raises(TypeError, match="Use the integer 3"):
+        cnnlab.named_kernel("blur", 3.0)
+    with pytest.raises(TypeError, match="integer"):
+        cnnlab.named_kernel("blur", "3")

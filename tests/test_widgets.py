@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from cnnlab import widgets
 from cnnlab.images import load_image
+from cnnlab.ops import named_kernel
 from cnnlab.shapes import conv_output_size
 from cnnlab.widgets import conv_explorer, explorer_figure, frontend_attached
 
@@ -36,18 +37,6 @@ def widget_count() -> int:
     from ipywidgets.widgets import widget
 
     return len(widget._instances)
-
-
-def test_kernels_are_the_textbook_ones_at_size_3():
-    torch.testing.assert_close(widgets._kernel("vertical edge", 3), SOBEL_X)
-    torch.testing.assert_close(widgets._kernel("horizontal edge", 3), SOBEL_X.T)
-    torch.testing.assert_close(widgets._kernel("blur", 3) * 16,
-                               torch.tensor([[1.0, 2, 1], [2, 4, 2], [1, 2, 1]]))
-    outline = widgets._kernel("outline", 5)
-    assert outline.sum().item() == pytest.approx(0) and outline[2, 2].item() == 24
-    assert widgets._kernel("identity", 1).tolist() == [[1.0]]
-    for size in (1, 2, 6, 15):
-        assert widgets._kernel("blur", size).sum().item() == pytest.approx(1)
 
 
 @pytest.mark.parametrize(("n", "k", "s", "p", "d"), [(5, 3, 1, 0, 1), (5, 3, 2, 1, 1),
@@ -89,8 +78,9 @@ def test_static_settings_are_used():
     fig = conv_explorer(SMALL, interactive=False, kernel="blur", kernel_size=5, padding=2,
                         stride=3, dilation=2)
     full_in, full_out, *_ = panel_arrays(fig)  # kernels up to 7x7 are numbers, not images
-    expected = F.conv2d(gray(SMALL), widgets._kernel("blur", 5)[None, None], stride=3,
-                        padding=2, dilation=2)[0, 0].numpy()
+    blur = torch.from_numpy(named_kernel("blur", 5)).float()
+    expected = F.conv2d(gray(SMALL), blur[None, None], stride=3, padding=2,
+                        dilation=2)[0, 0].numpy()
     assert full_in.shape == (44, 64)  # padded input
     np.testing.assert_allclose(full_out, expected, rtol=1e-5, atol=1e-6)
 
