@@ -2,10 +2,9 @@
 its input, and the gradient flowing back through a max pool.
 
 Each function returns an ``Animation``: frames drawn with Pillow (no matplotlib), encoded as
-an animated GIF. In a notebook it shows as an ``<img>`` in ``text/html`` (JupyterLab and the
-static HTML export) and as ``image/gif`` (viewers that read image outputs), with a short
-``text/plain`` description. Every number comes from ``cnnlab.shapes`` / ``cnnlab.ops``.
-Pillow is imported only when an animation is drawn, so ``import cnnlab`` stays cheap.
+an animated GIF that a notebook shows inline. Every number comes from ``cnnlab.shapes`` /
+``cnnlab.ops``. Pillow is imported only when an animation is drawn, so ``import cnnlab``
+stays cheap.
 """
 
 from __future__ import annotations
@@ -13,13 +12,15 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cnnlab._checks import as_pair, describe, message
-from cnnlab.diagrams import as_grid, fmt, size_text
+from cnnlab.diagrams import as_grid, check_small, fmt, pair_text, size_text
 from cnnlab.shapes import conv_output_size
 
 if TYPE_CHECKING:
@@ -48,7 +49,6 @@ CELL = 34  # pixels per grid cell
 MARGIN = 16
 TITLE = 26  # height of the panel titles
 GAP = 56  # between panels
-_MAX_CELLS = 16  # larger grids cannot show readable numbers or fit a notebook
 FRAME_MS = 700
 LAST_MS = 2000  # hold the finished picture before the loop starts again
 
@@ -61,20 +61,14 @@ class Animation:
     """
 
     def __init__(self, frames: list[Image.Image], description: str,
-                 values: list[np.ndarray] | None = None, duration_ms: int = FRAME_MS,
-                 last_ms: int = LAST_MS) -> None:
-        self.frames = frames
-        self.description = description
-        self.values = values or []
-        self.durations = [duration_ms] * (len(frames) - 1) + [last_ms]
-        self._gif: bytes | None = None
+                 values: list[np.ndarray] | None = None) -> None:
+        self.frames, self.description, self.values = frames, description, values or []
+        self.durations = [FRAME_MS] * (len(frames) - 1) + [LAST_MS]
 
-    @property
+    @cached_property
     def gif(self) -> bytes:
         """The animated GIF, encoded once (same frames -> same bytes)."""
-        if self._gif is None:
-            self._gif = _encode_gif(self.frames, self.durations)
-        return self._gif
+        return _encode_gif(self.frames, self.durations)
 
     def save(self, path: str | Path) -> Path:
         """Write the GIF to ``path`` (give it a .gif name) and return the path."""
@@ -121,46 +115,36 @@ def animate_conv(in_size: int | tuple[int, int] = 5, kernel_size: int | tuple[in
     dh, dw = as_pair(dilation, "dilation", where, minimum=1)
     span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
     if span_h > h + 2 * ph or span_w > w + 2 * pw:
-        extra = f" (dilation {_pair_text(dh, dw)})" if max(dh, dw) > 1 else ""
+        extra = f" (dilation {pair_text(dh, dw)})" if max(dh, dw) > 1 else ""
         raise ValueError(message(
             where, f"a kernel no larger than the padded input ({h + 2 * ph}x{w + 2 * pw})",
             f"a {kh}x{kw} kernel{extra} spanning {span_h}x{span_w} cells",
             "Use a smaller kernel or dilation, or add padding."))
-    _check_small((h + 2 * ph, w + 2 * pw), "the padded input", where)
-    ho = conv_output_size(h, kh, sh, ph, dh)
-    wo = conv_output_size(w, kw, sw, pw, dw)
+    check_small((h + 2 * ph, w + 2 * pw), "the padded input", where)
+    ho, wo = conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw)
 
-    caption = (f"input {h}x{w}, {kh}x{kw} kernel, padding {_pair_text(ph, pw)}, "
-               f"stride {_pair_text(sh, sw)}")
-    if max(dh, dw) > 1:
-        caption += f", dilation {_pair_text(dh, dw)}"
-    caption += f" -> output {ho}x{wo}"
+    dilated = f", dilation {pair_text(dh, dw)}" if max(dh, dw) > 1 else ""
+    caption = (f"input {h}x{w}, {kh}x{kw} kernel, padding {pair_text(ph, pw)}, "
+               f"stride {pair_text(sh, sw)}{dilated} -> output {ho}x{wo}")
     footers = [f"step {k + 1} of {ho * wo}: output[{k // wo}, {k % wo}]" for k in range(ho * wo)]
-    layout = _Layout([(h + 2 * ph, w + 2 * pw), (ho, wo)], caption, footers)
-    frames = []
-    for step in range(ho * wo):
+    pad_note = f", padding {pair_text(ph, pw)} (dashed)" if max(ph, pw) > 0 else ""
+    layout = _Layout([(h + 2 * ph, w + 2 * pw), (ho, wo)], caption, footers,
+                     [f"input {h}x{w}{pad_note}", f"output {ho}x{wo}"])
+    padding_ring = np.ones((h + 2 * ph, w + 2 * pw), dtype=bool)
+    padding_ring[ph:ph + h, pw:pw + w] = False
+
+    def draw_step(draw: ImageDraw.ImageDraw, step: int) -> None:
         i, j = divmod(step, wo)
-        image, draw = layout.new_frame()
         taps = {(i * sh + a * dh, j * sw + b * dw) for a in range(kh) for b in range(kw)}
-        for r in range(h + 2 * ph):
-            for c in range(w + 2 * pw):
-                padded = not (ph <= r < ph + h and pw <= c < pw + w)
-                fill = TAP if (r, c) in taps else WHITE if padded else INPUT
-                layout.cell(draw, 0, r, c, fill, dashed=padded)
+        layout.grid(draw, 0, np.full(padding_ring.shape, np.nan), lambda r, c: (
+            TAP if (r, c) in taps else WHITE if padding_ring[r, c] else INPUT), padding_ring)
         layout.outline(draw, 0, i * sh, j * sw, span_h, span_w, SPAN)
-        for r in range(ho):
-            for c in range(wo):
-                fill = TAP if (r, c) == (i, j) else DONE if r * wo + c < step else OUTPUT
-                layout.cell(draw, 1, r, c, fill)
-        pad_note = f", padding {_pair_text(ph, pw)} (dashed)" if max(ph, pw) > 0 else ""
-        layout.title(draw, 0, f"input {h}x{w}{pad_note}")
-        layout.title(draw, 1, f"output {ho}x{wo}")
-        layout.footer(draw, footers[step])
-        frames.append(image)
+        layout.grid(draw, 1, np.full((ho, wo), np.nan), _progress(step, wo, TAP, OUTPUT))
+
+    frames = layout.render(draw_step)
     description = (f"Animation: {kh}x{kw} kernel over {h}x{w} input, padding "
-                   f"{_pair_text(ph, pw)}, stride {_pair_text(sh, sw)}"
-                   + (f", dilation {_pair_text(dh, dw)}" if max(dh, dw) > 1 else "")
-                   + f" -> {ho}x{wo} output, {len(frames)} frames")
+                   f"{pair_text(ph, pw)}, stride {pair_text(sh, sw)}{dilated} -> {ho}x{wo} "
+                   f"output, {len(frames)} frames")
     return Animation(frames, description)
 
 
@@ -172,34 +156,23 @@ def animate_pool(x: Any, kernel_size: int | tuple[int, int] = 2,
     order, as in PyTorch) in orange. Right: the output filling in, one frame per output cell.
     Numbers come from ``cnnlab.max_pool2d``.
     """
-    where = "animate_pool"
-    grid, (kh, kw), (sh, sw), out = _pool_setup(where, x, kernel_size, stride)
-    ho, wo = out.shape
-    caption = (f"max pooling {kh}x{kw}, stride {_pair_text(sh, sw)}: input "
+    grid, kernel, stride, out, targets = _pool_setup("animate_pool", x, kernel_size, stride)
+    (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out.shape
+    caption = (f"max pooling {kh}x{kw}, stride {pair_text(sh, sw)}: input "
                f"{size_text(grid.shape)} -> output {size_text(out.shape)}")
     footers = [f"step {k + 1} of {ho * wo}: output[{k // wo}, {k % wo}] = max of the window = "
                f"{fmt(out[k // wo, k % wo])}" for k in range(ho * wo)]
-    layout = _Layout([grid.shape, out.shape], caption, footers)
-    frames, values = [], []
-    shown = np.full(out.shape, np.nan)
-    for step in range(ho * wo):
-        i, j = divmod(step, wo)
-        a, b = _first_max(grid[i * sh:i * sh + kh, j * sw:j * sw + kw])
-        shown[i, j] = out[i, j]
-        image, draw = layout.new_frame()
-        for r in range(grid.shape[0]):
-            for c in range(grid.shape[1]):
-                inside = i * sh <= r < i * sh + kh and j * sw <= c < j * sw + kw
-                fill = WINNER if (r, c) == (i * sh + a, j * sw + b) else WINDOW if inside else WHITE
-                layout.cell(draw, 0, r, c, fill, fmt(grid[r, c]))
-        layout.outline(draw, 0, i * sh, j * sw, kh, kw, SPAN)
-        _draw_values(layout, draw, 1, shown, (i, j), WINNER, DONE)
-        layout.title(draw, 0, f"input {size_text(grid.shape)}")
-        layout.title(draw, 1, f"output {size_text(out.shape)}")
-        layout.footer(draw, footers[step])
-        frames.append(image)
-        values.append(shown.copy())
-    description = (f"Animation: {kh}x{kw} max pooling, stride {_pair_text(sh, sw)}, over "
+    layout = _Layout([grid.shape, out.shape], caption, footers,
+                     [f"input {size_text(grid.shape)}", f"output {size_text(out.shape)}"])
+    order = np.arange(ho * wo).reshape(ho, wo)  # the output cells in reading order
+    values = [np.where(order <= step, out, np.nan) for step in range(ho * wo)]
+
+    def draw_step(draw: ImageDraw.ImageDraw, step: int) -> None:
+        _draw_pool_input(layout, draw, grid, divmod(step, wo), kernel, stride, targets[step])
+        layout.grid(draw, 1, values[step], _progress(step, wo, WINNER, WHITE))
+
+    frames = layout.render(draw_step)
+    description = (f"Animation: {kh}x{kw} max pooling, stride {pair_text(sh, sw)}, over "
                    f"{size_text(grid.shape)} input -> {size_text(out.shape)} output, "
                    f"{len(frames)} frames")
     return Animation(frames, description, values)
@@ -215,109 +188,83 @@ def animate_pool_backward(x: Any, dout: Any, kernel_size: int | tuple[int, int] 
     maximum (overlapping windows add up); every other cell stays 0. One frame per output cell.
     """
     where = "animate_pool_backward"
-    grid, (kh, kw), (sh, sw), out = _pool_setup(where, x, kernel_size, stride)
-    ho, wo = out.shape
+    grid, kernel, stride, out, targets = _pool_setup(where, x, kernel_size, stride)
+    (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out.shape
     g = as_grid(dout, "dout", where, f"dout has the pooled output's shape, {ho}x{wo}.")
     if g.shape != out.shape:
         hint = ("That is the shape of x: dout is the gradient with respect to the *output*."
                 if g.shape == grid.shape else
-                f"Max pooling {kh}x{kw} with stride {_pair_text(sh, sw)} turns "
+                f"Max pooling {kh}x{kw} with stride {pair_text(sh, sw)} turns "
                 f"{size_text(grid.shape)} into {ho}x{wo}; dout has that shape.")
         raise ValueError(message(where, f"`dout` of shape ({ho}, {wo}), the shape of the "
                                  "pooled output", f"{describe(g)}", hint))
-    caption = (f"max pooling {kh}x{kw}, stride {_pair_text(sh, sw)}: each gradient goes to "
+    caption = (f"max pooling {kh}x{kw}, stride {pair_text(sh, sw)}: each gradient goes to "
                "its window's maximum")
-    targets = [_target(grid, k // wo, k % wo, (kh, kw), (sh, sw)) for k in range(ho * wo)]
     footers = [f"step {k + 1} of {ho * wo}: dout[{k // wo}, {k % wo}] = {fmt(g.flat[k])} "
                f"-> dx[{r}, {c}]" for k, (r, c) in enumerate(targets)]
-    layout = _Layout([grid.shape, g.shape, grid.shape], caption, footers)
+    layout = _Layout([grid.shape, g.shape, grid.shape], caption, footers,
+                     [f"input x {size_text(grid.shape)}", f"dout {ho}x{wo}",
+                      f"dx {size_text(grid.shape)}"])
     dx = np.zeros(grid.shape, dtype=np.result_type(g.dtype, np.float32))
-    received = np.zeros(grid.shape, dtype=bool)
-    frames, values = [], []
-    for step in range(ho * wo):
-        i, j = divmod(step, wo)
-        target = targets[step]
-        dx[target] += g[i, j]
-        received[target] = True
-        image, draw = layout.new_frame()
-        for r in range(grid.shape[0]):
-            for c in range(grid.shape[1]):
-                inside = i * sh <= r < i * sh + kh and j * sw <= c < j * sw + kw
-                fill = WINNER if (r, c) == target else WINDOW if inside else WHITE
-                layout.cell(draw, 0, r, c, fill, fmt(grid[r, c]))
-        layout.outline(draw, 0, i * sh, j * sw, kh, kw, SPAN)
-        for r in range(ho):
-            for c in range(wo):
-                fill = WINNER if (r, c) == (i, j) else DONE if r * wo + c < step else WHITE
-                layout.cell(draw, 1, r, c, fill, fmt(g[r, c]))
-        for r in range(grid.shape[0]):
-            for c in range(grid.shape[1]):
-                fill = WINNER if (r, c) == target else GRAD if received[r, c] else WHITE
-                layout.cell(draw, 2, r, c, fill, fmt(dx[r, c]))
+    values = []  # dx after each step: dout[i, j] added at its window's maximum
+    for step, target in enumerate(targets):
+        dx[target] += g.flat[step]
+        values.append(dx.copy())
+
+    def draw_step(draw: ImageDraw.ImageDraw, step: int) -> None:
+        (i, j), target = divmod(step, wo), targets[step]
+        _draw_pool_input(layout, draw, grid, (i, j), kernel, stride, target)
+        layout.grid(draw, 1, g, _progress(step, wo, WINNER, WHITE))
+        layout.grid(draw, 2, values[step], lambda r, c: (
+            WINNER if (r, c) == target else GRAD if (r, c) in targets[:step] else WHITE))
         # from dout's right edge, on row i, to the left edge of dx[target]
         layout.arrow(draw, (1, i + 0.5, wo), (2, target[0] + 0.5, target[1]))
-        layout.title(draw, 0, f"input x {size_text(grid.shape)}")
-        layout.title(draw, 1, f"dout {ho}x{wo}")
-        layout.title(draw, 2, f"dx {size_text(grid.shape)}")
-        layout.footer(draw, footers[step])
-        frames.append(image)
-        values.append(dx.copy())
+
+    frames = layout.render(draw_step)
     description = (f"Animation: gradient through {kh}x{kw} max pooling, stride "
-                   f"{_pair_text(sh, sw)}: dout {ho}x{wo} -> dx {size_text(grid.shape)}, "
+                   f"{pair_text(sh, sw)}: dout {ho}x{wo} -> dx {size_text(grid.shape)}, "
                    f"{len(frames)} frames")
     return Animation(frames, description, values)
 
 
 # --- helpers ------------------------------------------------------------------------------------
 
-def _pair_text(a: int, b: int) -> str:
-    return str(a) if a == b else f"({a}, {b})"
-
-
-def _check_small(shape: tuple[int, int], name: str, where: str) -> None:
-    if max(shape) > _MAX_CELLS:
-        raise ValueError(message(where, f"{name} of at most {_MAX_CELLS}x{_MAX_CELLS} cells",
-                                 f"{shape[0]}x{shape[1]}", "Animations are for small examples; "
-                                 "use sizes like the lessons' 5x5 or 7x7."))
-
-
-def _pool_setup(where: str, x: Any, kernel_size: Any,
-                stride: Any) -> tuple[np.ndarray, tuple[int, int], tuple[int, int], np.ndarray]:
-    """Validate; return the grid, kernel, stride and ``max_pool2d``'s output."""
+def _pool_setup(where: str, x: Any, kernel_size: Any, stride: Any) -> tuple[
+        np.ndarray, tuple[int, int], tuple[int, int], np.ndarray, list[tuple[int, int]]]:
+    """Validate; return the grid, kernel, stride, ``max_pool2d``'s output and, per output
+    cell in reading order, where its window's maximum is (first in reading order, as PyTorch:
+    max pooling's backward pass sends that output's gradient there)."""
     from cnnlab.ops import max_pool2d
 
     grid = as_grid(x, "x", where, "Animations draw one channel: pass x[c] (or x[n, c]).")
-    _check_small(grid.shape, "`x`", where)
+    check_small(grid.shape, "`x`", where)
     kh, kw = as_pair(kernel_size, "kernel_size", where, minimum=1)
     sh, sw = (kh, kw) if stride is None else as_pair(stride, "stride", where, minimum=1)
     if kh > grid.shape[0] or kw > grid.shape[1]:
         raise ValueError(message(where, f"a pooling window no larger than x "
                                  f"({size_text(grid.shape)})", f"kernel_size=({kh}, {kw})",
                                  "Use a smaller window or a larger grid."))
-    return grid, (kh, kw), (sh, sw), max_pool2d(grid, (kh, kw), stride=(sh, sw))
+    out = max_pool2d(grid, (kh, kw), stride=(sh, sw))
+    targets = []
+    for i, j in np.ndindex(out.shape):
+        a, b = divmod(int(np.argmax(grid[i * sh:i * sh + kh, j * sw:j * sw + kw])), kw)
+        targets.append((i * sh + a, j * sw + b))
+    return grid, (kh, kw), (sh, sw), out, targets
 
 
-def _first_max(window: np.ndarray) -> tuple[int, int]:
-    """Row and column of the window's maximum; ties go to the first in reading order."""
-    r, c = divmod(int(np.argmax(window)), window.shape[1])
-    return r, c
+def _progress(step: int, cols: int, now: tuple, later: tuple) -> Callable[[int, int], tuple]:
+    """Fills of a grid computed in reading order: cell ``step`` now, earlier ones DONE."""
+    return lambda r, c: now if r * cols + c == step else DONE if r * cols + c < step else later
 
 
-def _target(grid: np.ndarray, i: int, j: int, kernel: tuple[int, int],
-            stride: tuple[int, int]) -> tuple[int, int]:
-    """Where output (i, j)'s gradient goes: its window's maximum, in the grid's coordinates."""
-    (kh, kw), (sh, sw) = kernel, stride
-    a, b = _first_max(grid[i * sh:i * sh + kh, j * sw:j * sw + kw])
-    return i * sh + a, j * sw + b
-
-
-def _draw_values(layout: _Layout, draw: ImageDraw.ImageDraw, panel: int, shown: np.ndarray,
-                 current: tuple[int, int], now: tuple, done: tuple) -> None:
-    for r in range(shown.shape[0]):
-        for c in range(shown.shape[1]):
-            blank = np.isnan(shown[r, c])
-            fill = now if (r, c) == current else WHITE if blank else done
-            layout.cell(draw, panel, r, c, fill, "" if blank else fmt(shown[r, c]))
+def _draw_pool_input(layout: _Layout, draw: ImageDraw.ImageDraw, grid: np.ndarray,
+                     ij: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
+                     target: tuple[int, int]) -> None:
+    """Panel 0: the grid, window (i, j) shaded and outlined, its maximum ``target`` orange."""
+    (i, j), (kh, kw), (sh, sw) = ij, kernel, stride
+    layout.grid(draw, 0, grid, lambda r, c: WINNER if (r, c) == target else WINDOW if (
+        i * sh <= r < i * sh + kh and j * sw <= c < j * sw + kw) else WHITE)
+    layout.outline(draw, 0, i * sh, j * sw, kh, kw, SPAN)
 
 
 def _font(size: int) -> Any:
@@ -332,31 +279,17 @@ def _font(size: int) -> Any:
 class _Layout:
     """Panels of grids side by side, titles above, a caption and a step line below."""
 
-    def __init__(self, shapes: list[tuple[int, int]], caption: str,
-                 footers: list[str]) -> None:
-        self.shapes = shapes
-        self.caption = caption
+    def __init__(self, shapes: list[tuple[int, int]], caption: str, footers: list[str],
+                 titles: list[str]) -> None:
+        self.caption, self.footers, self.titles = caption, footers, titles
         self.cell_font, self.text_font, self.small_font = _font(14), _font(13), _font(10)
-        self.lefts = []
-        left = MARGIN
-        for _, cols in shapes:
-            self.lefts.append(left)
-            left += cols * CELL + GAP
+        widths = [cols * CELL + GAP for _, cols in shapes]  # each panel and the gap after it
+        self.lefts = [MARGIN + sum(widths[:k]) for k in range(len(shapes))]
         self.top = MARGIN + TITLE
-        rows = max(r for r, _ in shapes)
+        self.bottom = self.top + max(r for r, _ in shapes) * CELL + 14  # the caption's top
         text_width = max(int(self.text_font.getlength(text)) for text in [caption, *footers])
-        self.width = max(left - GAP + MARGIN, text_width + 2 * MARGIN, 300)
-        self.height = self.top + rows * CELL + 14 + 2 * 20 + MARGIN
-
-    def new_frame(self) -> tuple[Image.Image, ImageDraw.ImageDraw]:
-        from PIL import Image, ImageDraw
-
-        image = Image.new("RGB", (self.width, self.height), WHITE)
-        draw = ImageDraw.Draw(image)
-        rows = max(r for r, _ in self.shapes)
-        draw.text((MARGIN, self.top + rows * CELL + 14), self.caption, fill=BLACK,
-                  font=self.text_font)
-        return image, draw
+        self.width = max(MARGIN + sum(widths) - GAP + MARGIN, text_width + 2 * MARGIN, 300)
+        self.height = self.bottom + 2 * 20 + MARGIN
 
     def xy(self, panel: int, row: float, col: float) -> tuple[float, float]:
         """Pixel position of grid coordinates (row, col) of a panel (cell (i, j) is i..i+1)."""
@@ -382,6 +315,16 @@ class _Layout:
                         round(y0 + (CELL - bottom - top) / 2))
             draw.text(position, text, fill=colour, font=font)
 
+    def grid(self, draw: ImageDraw.ImageDraw, panel: int, values: np.ndarray,
+             fill: Callable[[int, int], tuple], dashed: np.ndarray | None = None) -> None:
+        """Every cell of ``values`` (rows, cols) with its number (none where NaN), filled
+        with ``fill(row, col)``; cells where ``dashed`` is True get a dashed edge (padding)."""
+        for r in range(values.shape[0]):
+            for c in range(values.shape[1]):
+                text = "" if np.isnan(values[r, c]) else fmt(values[r, c])
+                self.cell(draw, panel, r, c, fill(r, c), text,
+                          dashed=dashed is not None and dashed[r, c])
+
     def outline(self, draw: ImageDraw.ImageDraw, panel: int, row: int, col: int, height: int,
                 width: int, colour: tuple) -> None:
         x0, y0 = self.xy(panel, row, col)
@@ -400,13 +343,22 @@ class _Layout:
                       (x1 - head * ux - head / 2 * uy, y1 - head * uy + head / 2 * ux)],
                      fill=ARROW)
 
-    def title(self, draw: ImageDraw.ImageDraw, panel: int, text: str) -> None:
-        draw.text((self.lefts[panel], MARGIN), text, fill=BLACK, font=self.text_font)
+    def render(self, draw_step: Callable[[ImageDraw.ImageDraw, int], None]) -> list[Image.Image]:
+        """One frame per footer: the caption, ``draw_step(draw, step)`` (the grids), the panel
+        titles and the step's line below the caption."""
+        from PIL import Image, ImageDraw
 
-    def footer(self, draw: ImageDraw.ImageDraw, text: str) -> None:
-        rows = max(r for r, _ in self.shapes)
-        draw.text((MARGIN, self.top + rows * CELL + 14 + 20), text, fill=BLACK,
-                  font=self.text_font)
+        frames = []
+        for step, footer in enumerate(self.footers):
+            image = Image.new("RGB", (self.width, self.height), WHITE)
+            draw = ImageDraw.Draw(image)
+            draw.text((MARGIN, self.bottom), self.caption, fill=BLACK, font=self.text_font)
+            draw_step(draw, step)
+            for left, text in zip(self.lefts, self.titles, strict=True):
+                draw.text((left, MARGIN), text, fill=BLACK, font=self.text_font)
+            draw.text((MARGIN, self.bottom + 20), footer, fill=BLACK, font=self.text_font)
+            frames.append(image)
+        return frames
 
 
 def _dashed_box(draw: ImageDraw.ImageDraw, box: tuple, colour: tuple, dash: int = 4) -> None:
@@ -426,11 +378,9 @@ def _palette() -> Image.Image:
     colours = list(_COLOURS)
     colours += [(v, v, v) for v in range(0, 256, 8) if (v, v, v) not in colours]
     # blends of text (black/white) over each fill, for the anti-aliased edges of numbers
-    for fill in (INPUT, TAP, OUTPUT, DONE, WINDOW, WINNER, GRAD):
-        for t in (0.25, 0.5, 0.75):
-            for ink in (BLACK, WHITE):
-                mix = zip(fill, ink, strict=True)
-                colours.append(tuple(round(f * (1 - t) + k * t) for f, k in mix))
+    colours += [tuple(round(f * (1 - t) + k * t) for f, k in zip(fill, ink, strict=True))
+                for fill in (INPUT, TAP, OUTPUT, DONE, WINDOW, WINNER, GRAD)
+                for t in (0.25, 0.5, 0.75) for ink in (BLACK, WHITE)]
     colours = list(dict.fromkeys(colours))[:256]
     flat = [v for colour in colours for v in colour]
     flat += [0] * (768 - len(flat))

@@ -3,8 +3,8 @@
 ``plot_conv_grid`` (one convolution step: padding ring, window, stride), ``plot_channel_sum``
 (a multi-channel convolution summed into one map) and ``plot_pool_grid`` (pooling windows).
 Every number comes from ``cnnlab.ops``. The grid primitives (``draw_grid``, ``as_grid``,
-``fmt``, ``size_text``, ``sum_of_products``, ``outline``) are shared with ``cnnlab.plotting``
-and ``cnnlab.widgets``; they are not part of the public API.
+``check_small``, ``fmt``, ``pair_text``, ``size_text``, ``sum_of_products``, ``outline``) are
+shared with ``cnnlab.plotting``, ``cnnlab.widgets`` and ``cnnlab.animations``; not public API.
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ NEXT_EDGE = "#e07b00"  # the next window, one stride away
 KERNEL = "#ffe6a8"
 _POOL_COLOURS = ("#bcd7ff", "#ffd0a8", "#c6ecc1", "#f3c4e6", "#fff1a8", "#d3ccf5", "#c9eef0",
                  "#f5c9c9")
-_MAX_GRID = 16  # larger grids cannot show readable numbers
+_POOL_EDGES = ("#1f5fbf", "#d2691e", "#2e8b57", "#b03a8c", "#a08c00", "#6a5acd", "#1f9aa5",
+               "#c0392b")  # the same hues, dark enough to outline overlapping windows
+_SHARED = (CELL, CELL, "#e3e3e3", "#cfcfcf", "#bbbbbb")  # cells in 0, 1, 2, 3, 4+ windows
+MAX_CELLS = 16  # larger grids cannot show readable numbers or fit a notebook
 
 
 def _pyplot() -> Any:
@@ -55,17 +58,23 @@ def as_grid(value: Any, name: str, where: str, hint: str = "") -> np.ndarray:
     return array
 
 
-def _check_small(shape: tuple[int, ...], name: str, where: str) -> None:
-    if max(shape) > _MAX_GRID:
-        raise ValueError(message(where, f"`{name}` of at most {_MAX_GRID}x{_MAX_GRID} cells so "
+def check_small(shape: tuple[int, ...], name: str, where: str) -> None:
+    """Raise unless a drawn grid (diagram or animation) of ``shape`` (rows, cols) is small."""
+    if max(shape) > MAX_CELLS:
+        raise ValueError(message(where, f"{name} of at most {MAX_CELLS}x{MAX_CELLS} cells, so "
                                  "the numbers stay readable", f"{shape[0]}x{shape[1]}",
-                                 "For real images use plot_conv, which draws pixels "
-                                 "instead of numbers."))
+                                 "Grids of numbers are for small examples like the lessons' "
+                                 "5x5 or 7x7; for real images use plot_conv (pixels)."))
 
 
 def size_text(shape: tuple[int, ...]) -> str:
     """A shape as text: (3, 24, 32) -> '3x24x32'."""
     return "x".join(str(s) for s in shape)
+
+
+def pair_text(a: int, b: int) -> str:
+    """An (h, w) setting as text: '2' when both are 2, else '(2, 1)'."""
+    return str(a) if a == b else f"({a}, {b})"
 
 
 def fmt(value: float) -> str:
@@ -118,12 +127,13 @@ def _window_cells(top: int, left: int, kh: int, kw: int, dh: int, dw: int) -> li
 
 
 def outline(ax: Axes, top: int, left: int, height: int, width: int, colour: str,
-            style: str = "-") -> None:
-    """Outline the cells rows top..top+height-1, columns left..left+width-1 (grid coordinates)."""
+            style: str = "-", inset: float = 0.0) -> None:
+    """Outline the cells rows top..top+height-1, columns left..left+width-1 (grid coordinates),
+    ``inset`` cells inside their edge."""
     from matplotlib.patches import Rectangle
 
-    ax.add_patch(Rectangle((left, top), width, height, fill=False, edgecolor=colour, lw=3,
-                           linestyle=style, zorder=5))
+    ax.add_patch(Rectangle((left + inset, top + inset), width - 2 * inset, height - 2 * inset,
+                           fill=False, edgecolor=colour, lw=3, linestyle=style, zorder=5))
 
 
 def plot_conv_grid(x: Any, kernel: Any, padding: Any = 0, stride: Any = 1, dilation: Any = 1,
@@ -147,8 +157,8 @@ def plot_conv_grid(x: Any, kernel: Any, padding: Any = 0, stride: Any = 1, dilat
     dh, dw = as_pair(dilation, "dilation", where, minimum=1)
     out = ops.conv2d(grid, k, stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw))
     padded = np.pad(grid, ((ph, ph), (pw, pw)))
-    _check_small(padded.shape, "x with its padding", where)
-    _check_small(k.shape, "kernel", where)
+    check_small(padded.shape, "`x` with its padding", where)
+    check_small(k.shape, "`kernel`", where)
     i, j = _position(position, out.shape, where)
     kh, kw = k.shape
     top, left = i * sh, j * sw
@@ -177,10 +187,9 @@ def plot_conv_grid(x: Any, kernel: Any, padding: Any = 0, stride: Any = 1, dilat
     span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
     outline(ax_in, top, left, span_h, span_w, WINDOW_EDGE)
     _draw_stride(ax_in, (i, j), out.shape, (sh, sw), (span_h, span_w))
-    extras = [f"padding {ph}" if ph == pw else f"padding ({ph}, {pw})",
-              f"stride {sh}" if sh == sw else f"stride ({sh}, {sw})"]
+    extras = [f"padding {pair_text(ph, pw)}", f"stride {pair_text(sh, sw)}"]
     if (dh, dw) != (1, 1):
-        extras.append(f"dilation {dh}" if dh == dw else f"dilation ({dh}, {dw})")
+        extras.append(f"dilation {pair_text(dh, dw)}")
     ax_in.set_title(f"input ({size_text(grid.shape)})\n" + ", ".join(extras), fontsize=11)
 
     _operator(ax_times, "*")
@@ -292,7 +301,7 @@ def plot_channel_sum(x: Any, weight: Any, bias: Any = None) -> Figure:
             raise ValueError(message(where, "`bias` as one number (one output map)",
                                      f"shape {b_arr.shape}", "Use bias[o] for filter o."))
         b = float(b_arr.reshape(()))
-    _check_small(inp.shape[1:], "each channel of x", where)
+    check_small(inp.shape[1:], "each channel of `x`", where)
     channels = inp.shape[0]
     partials = [ops.conv2d(inp[c], w[c]) for c in range(channels)]
     total = ops.conv2d(inp, w[None], bias=None if bias is None else [b])
@@ -335,15 +344,18 @@ def plot_pool_grid(x: Any, kernel_size: Any = 2, stride: Any = None, mode: str =
     """Draw pooling on a small grid: each window in its own colour, and the pooled output.
 
     ``x`` is (H, W) (at most 16x16); ``stride`` defaults to ``kernel_size``; ``mode`` is
-    "max" (the winning cell of each window is bold) or "avg". Numbers come from
-    ``cnnlab.ops.max_pool2d`` / ``avg_pool2d``. Returns the Figure.
+    "max" (the winning cell of each window is bold) or "avg". Windows that do not overlap are
+    filled with their output cell's colour. Overlapping windows (stride < kernel) are outlined
+    in that colour instead, each slightly inset, and cells are shaded gray by how many windows
+    they lie in. Numbers come from ``cnnlab.ops.max_pool2d`` / ``avg_pool2d``. Returns the
+    Figure.
     """
     where = "plot_pool_grid"
     if mode not in ("max", "avg"):
         raise ValueError(message(where, '`mode` "max" or "avg"', repr(mode),
                                  'Use mode="avg" for average pooling.'))
     grid = as_grid(x, "x", where, "plot_pool_grid draws one channel: pass x[c] for channel c.")
-    _check_small(grid.shape, "x", where)
+    check_small(grid.shape, "`x`", where)
     kh, kw = as_pair(kernel_size, "kernel_size", where, minimum=1)
     sh, sw = (kh, kw) if stride is None else as_pair(stride, "stride", where, minimum=1)
     pool = ops.max_pool2d if mode == "max" else ops.avg_pool2d
@@ -351,34 +363,42 @@ def plot_pool_grid(x: Any, kernel_size: Any = 2, stride: Any = None, mode: str =
     ho, wo = out.shape
 
     rows, cols = grid.shape
-    fills = [[CELL] * cols for _ in range(rows)]
+    overlap = kh > sh or kw > sw  # a cell can lie in several windows
+    n = len(_POOL_COLOURS)  # colour of window (i, j): (i * shift + j) % n, so that windows
+    shift = next(s for s in range(wo + 1, wo + n + 1) if s % n not in (n - 1, 0, 1))  # that
+    colour = (np.arange(ho)[:, None] * shift + np.arange(wo)) % n  # touch get different ones
+    fills = np.full(grid.shape, CELL, dtype=object)  # each window in its output cell's colour
+    cover = np.zeros(grid.shape, dtype=int)  # how many windows each cell lies in
     bold = np.zeros(grid.shape, dtype=bool)
-    out_fills = [[CELL] * wo for _ in range(ho)]
-    for i in range(ho):
-        for j in range(wo):
-            colour = _POOL_COLOURS[(i * wo + j + i) % len(_POOL_COLOURS)]
-            out_fills[i][j] = colour
-            block = grid[i * sh:i * sh + kh, j * sw:j * sw + kw]
-            for a in range(kh):
-                for b in range(kw):
-                    fills[i * sh + a][j * sw + b] = colour
-            if mode == "max":
-                a, b = np.unravel_index(np.argmax(block), block.shape)
-                bold[i * sh + a, j * sw + b] = True
+    for i, j in np.ndindex(ho, wo):
+        window = np.s_[i * sh:i * sh + kh, j * sw:j * sw + kw]
+        fills[window] = _POOL_COLOURS[colour[i, j]]
+        cover[window] += 1
+        if mode == "max":
+            a, b = np.unravel_index(np.argmax(grid[window]), (kh, kw))
+            bold[i * sh + a, j * sw + b] = True
+    if overlap:  # a cell's one fill would show one of its windows at random: shade by count
+        fills = np.array(_SHARED)[np.minimum(cover, len(_SHARED) - 1)]
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(0.55 * (cols + wo) + 3.5, 0.55 * rows + 2.0),
                              width_ratios=[cols, 1.6, wo], layout="constrained")
     draw_grid(axes[0], grid, fills, bold=bold if mode == "max" else None)
-    for i in range(ho):
-        for j in range(wo):
+    draw_grid(axes[2], out, np.array(_POOL_COLOURS)[colour])
+    for i, j in np.ndindex(ho, wo):
+        if overlap:  # outlines in the output cell's hue, insets alternating so edges stay apart
+            edge = _POOL_EDGES[colour[i, j]]
+            outline(axes[0], i * sh, j * sw, kh, kw, edge, inset=0.08 + 0.1 * ((i + j) % 2))
+            outline(axes[2], i, j, 1, 1, edge, inset=0.08)
+        else:
             outline(axes[0], i * sh, j * sw, kh, kw, "#404040")
     axes[0].set_title(f"input ({size_text(grid.shape)})", fontsize=11)
     name = "max" if mode == "max" else "average"
     _operator(axes[1], "\u2192")
     axes[1].set_title(f"{name} of\neach window", fontsize=10)
-    draw_grid(axes[2], out, out_fills)
     axes[2].set_title(f"output ({size_text(out.shape)})", fontsize=11)
-    step = f"stride {sh}" if sh == sw else f"stride ({sh}, {sw})"
-    fig.suptitle(f"{name} pooling {kh}x{kw}, {step}\ninput ({size_text(grid.shape)}) -> "
-                 f"output ({size_text(out.shape)}), no weights to learn")
+    note = ("\nthe windows overlap: each is outlined in its output cell's colour; gray cells "
+            "lie in 2+ windows" if overlap else "")
+    fig.suptitle(f"{name} pooling {kh}x{kw}, stride {pair_text(sh, sw)}\ninput "
+                 f"({size_text(grid.shape)}) -> output ({size_text(out.shape)}), no weights to "
+                 f"learn{note}")
     return fig

@@ -163,3 +163,53 @@ def test_pool_grid_errors():
         plot_pool_grid(np.ones((2, 4, 4)))
     with pytest.raises(ValueError, match="kernel_size"):
         plot_pool_grid([[1, 2], [3, 4]], kernel_size=3)
+
+
+@pytest.mark.parametrize(("shape", "k", "s"), [((7, 7), 3, 2), ((16, 16), 3, 2), ((5, 6), 3, 1),
+                                               ((6, 6), (2, 3), (2, 1))])
+def test_pool_grid_overlapping_windows_are_outlined_not_overwritten(shape, k, s):
+    x = np.random.default_rng(0).integers(0, 10, shape)
+    fig = plot_pool_grid(x, kernel_size=k, stride=s)
+    ax_in, _, ax_out = fig.axes
+    (kh, kw), (sh, sw) = np.broadcast_to(k, 2), np.broadcast_to(s, 2)
+    out, idx = F.max_pool2d(torch.tensor(x)[None].float(), (kh, kw), (sh, sw),
+                            return_indices=True)
+    ho, wo = out.shape[1:]
+    # each window is one outline (slightly inset) in the colour of its output cell's outline
+    edges = {(round(p.get_y()), round(p.get_x())): p.get_edgecolor() for p in ax_in.patches
+             if not p.get_fill()}
+    assert all((round(p.get_height()), round(p.get_width())) == (kh, kw)
+               for p in ax_in.patches if not p.get_fill())
+    assert sorted(edges) == [(i * sh, j * sw) for i in range(ho) for j in range(wo)]
+    out_edges = {(round(p.get_y()), round(p.get_x())): p.get_edgecolor()
+                 for p in ax_out.patches if not p.get_fill()}
+    assert {(i * sh, j * sw): e for (i, j), e in out_edges.items()} == edges
+    for i, j in np.ndindex(ho, wo):  # windows that touch (8-neighbours) differ in colour
+        for di, dj in ((0, 1), (1, -1), (1, 0), (1, 1)):
+            if 0 <= i + di < ho and 0 <= j + dj < wo:
+                assert edges[(i * sh, j * sw)] != edges[((i + di) * sh, (j + dj) * sw)]
+    # a cell's fill is not one of its windows' colours: it shows how many windows hold it
+    cover = np.zeros(shape, dtype=int)
+    for i, j in np.ndindex(ho, wo):
+        cover[i * sh:i * sh + kh, j * sw:j * sw + kw] += 1
+    fills = np.array([p.get_facecolor() for p in ax_in.patches if p.get_fill()]).reshape(
+        *shape, 4)
+    brightness = fills[..., :3].mean(axis=-1)
+    assert np.all(brightness[cover <= 1] == 1.0) and np.all(brightness[cover >= 2] < 1.0)
+    for low, high in ((2, 3), (3, 4)):
+        if (cover == low).any() and (cover == high).any():
+            assert brightness[cover == low].min() > brightness[cover == high].max()
+    assert f"{out.max():g}" in {t.get_text() for t in cells(ax_out)}
+    assert numbers(ax_out) == out.ravel().tolist()
+    bold = {divmod(int(t), shape[1]) for t in idx.ravel()}
+    drawn = [(n // shape[1], n % shape[1]) for n, t in enumerate(cells(ax_in))
+             if t.get_fontweight() == "bold"]
+    assert set(drawn) == bold
+
+
+def test_grid_size_limit_is_shared_by_diagrams_and_animations():
+    from cnnlab.animations import animate_pool
+
+    for call in (lambda: plot_pool_grid(np.ones((17, 4))), lambda: animate_pool(np.ones((17, 4)))):
+        with pytest.raises(ValueError, match=r"at most 16x16 cells.*got 17x4.*5x5 or 7x7"):
+            call()
