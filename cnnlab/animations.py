@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cnnlab._checks import as_pair, describe, message
-from cnnlab.diagrams import as_grid, check_small, fmt, pair_text, size_text
+from cnnlab.diagrams import as_grid, check_small, fmt, pair_text, pool_grid_args, size_text
 from cnnlab.shapes import conv_output_size
 
 if TYPE_CHECKING:
@@ -236,14 +236,7 @@ def _pool_setup(where: str, x: Any, kernel_size: Any, stride: Any) -> tuple[
     max pooling's backward pass sends that output's gradient there)."""
     from cnnlab.ops import max_pool2d
 
-    grid = as_grid(x, "x", where, "Animations draw one channel: pass x[c] (or x[n, c]).")
-    check_small(grid.shape, "`x`", where)
-    kh, kw = as_pair(kernel_size, "kernel_size", where, minimum=1)
-    sh, sw = (kh, kw) if stride is None else as_pair(stride, "stride", where, minimum=1)
-    if kh > grid.shape[0] or kw > grid.shape[1]:
-        raise ValueError(message(where, f"a pooling window no larger than x "
-                                 f"({size_text(grid.shape)})", f"kernel_size=({kh}, {kw})",
-                                 "Use a smaller window or a larger grid."))
+    grid, (kh, kw), (sh, sw) = pool_grid_args(x, kernel_size, stride, where)
     out = max_pool2d(grid, (kh, kw), stride=(sh, sw))
     targets = []
     for i, j in np.ndindex(out.shape):

@@ -2,9 +2,8 @@
 
 ``plot_conv_grid`` (one convolution step: padding ring, window, stride), ``plot_channel_sum``
 (a multi-channel convolution summed into one map) and ``plot_pool_grid`` (pooling windows).
-Every number comes from ``cnnlab.ops``. The grid primitives (``draw_grid``, ``as_grid``,
-``check_small``, ``fmt``, ``pair_text``, ``size_text``, ``sum_of_products``, ``outline``) are
-shared with ``cnnlab.plotting``, ``cnnlab.widgets`` and ``cnnlab.animations``; not public API.
+Every number comes from ``cnnlab.ops``. The grid primitives (the public names without a
+``plot_`` prefix) serve ``cnnlab.plotting``, ``widgets`` and ``animations``; not public API.
 """
 
 from __future__ import annotations
@@ -38,12 +37,6 @@ _SHARED = (CELL, CELL, "#e3e3e3", "#cfcfcf", "#bbbbbb")  # cells in 0, 1, 2, 3, 
 MAX_CELLS = 16  # larger grids cannot show readable numbers or fit a notebook
 
 
-def _pyplot() -> Any:
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 # --- grid primitives ------------------------------------------------------------------------
 
 def as_grid(value: Any, name: str, where: str, hint: str = "") -> np.ndarray:
@@ -65,6 +58,21 @@ def check_small(shape: tuple[int, ...], name: str, where: str) -> None:
                                  "the numbers stay readable", f"{shape[0]}x{shape[1]}",
                                  "Grids of numbers are for small examples like the lessons' "
                                  "5x5 or 7x7; for real images use plot_conv (pixels)."))
+
+
+def pool_grid_args(x: Any, kernel_size: Any, stride: Any,
+                   where: str) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
+    """Validate a pooling drawing: a small 2-D grid ``x``, its window (kH, kW) and the stride
+    (sH, sW), which defaults to the window."""
+    grid = as_grid(x, "x", where, f"{where} draws one channel: pass x[c] (or x[n, c]).")
+    check_small(grid.shape, "`x`", where)
+    kh, kw = as_pair(kernel_size, "kernel_size", where, minimum=1)
+    sh, sw = (kh, kw) if stride is None else as_pair(stride, "stride", where, minimum=1)
+    if kh > grid.shape[0] or kw > grid.shape[1]:
+        raise ValueError(message(where, f"a pooling window no larger than x "
+                                 f"({size_text(grid.shape)})", f"kernel_size=({kh}, {kw})",
+                                 "Use a smaller window or a larger grid."))
+    return grid, (kh, kw), (sh, sw)
 
 
 def size_text(shape: tuple[int, ...]) -> str:
@@ -91,7 +99,8 @@ def draw_grid(ax: Axes, values: np.ndarray, fills: Any = None, text_colours: Any
               bold: Any = None, fontsize: float | None = None) -> None:
     """Draw ``values`` (rows, cols) as numbered cells, cell (i, j) spanning x j..j+1, y i..i+1.
 
-    Row 0 is at the top; ``fills``/``text_colours``/``bold`` are per-cell (rows x cols) lists.
+    Row 0 is at the top; ``fills`` is one colour or one per cell, ``text_colours`` and
+    ``bold`` one per cell (rows x cols nested lists or arrays).
     """
     from matplotlib.patches import Rectangle
 
@@ -102,7 +111,7 @@ def draw_grid(ax: Axes, values: np.ndarray, fills: Any = None, text_colours: Any
         fontsize = 12 if longest <= 2 else 10 if longest <= 4 else 8
     for i in range(rows):
         for j in range(cols):
-            fill = CELL if fills is None else fills[i][j]
+            fill = fills if isinstance(fills, str) else CELL if fills is None else fills[i][j]
             ax.add_patch(Rectangle((j, i), 1, 1, facecolor=fill, edgecolor="#606060", lw=0.8))
             ax.text(j + 0.5, i + 0.5, texts[i][j], ha="center", va="center", fontsize=fontsize,
                     color="black" if text_colours is None else text_colours[i][j],
@@ -115,16 +124,18 @@ def draw_grid(ax: Axes, values: np.ndarray, fills: Any = None, text_colours: Any
     ax.axis("off")
 
 
+def _panel(ax: Axes, values: np.ndarray, title: str, fill: str = CELL) -> None:
+    """A numbered grid in one fill colour, with a small title."""
+    draw_grid(ax, values, fill)
+    ax.set_title(title, fontsize=10)
+
+
 def _operator(ax: Axes, symbol: str) -> None:
     ax.text(0.5, 0.5, symbol, ha="center", va="center", fontsize=22, transform=ax.transAxes)
     ax.axis("off")
 
 
 # --- grid diagrams ----------------------------------------------------------------------------
-
-def _window_cells(top: int, left: int, kh: int, kw: int, dh: int, dw: int) -> list[tuple]:
-    return [(top + a * dh, left + b * dw) for a in range(kh) for b in range(kw)]
-
 
 def outline(ax: Axes, top: int, left: int, height: int, width: int, colour: str,
             style: str = "-", inset: float = 0.0) -> None:
@@ -162,18 +173,15 @@ def plot_conv_grid(x: Any, kernel: Any, padding: Any = 0, stride: Any = 1, dilat
     i, j = _position(position, out.shape, where)
     kh, kw = k.shape
     top, left = i * sh, j * sw
-    window = _window_cells(top, left, kh, kw, dh, dw)
+    window = [(top + a * dh, left + b * dw) for a in range(kh) for b in range(kw)]
 
     rows, cols = padded.shape
-    is_pad = np.ones(padded.shape, dtype=bool)
-    is_pad[ph:ph + grid.shape[0], pw:pw + grid.shape[1]] = False
-    fills = [[PAD if is_pad[r, c] else CELL for c in range(cols)] for r in range(rows)]
-    colours = [[PAD_TEXT if is_pad[r, c] else "black" for c in range(cols)]
-               for r in range(rows)]
-    for r, c in window:
-        fills[r][c] = WINDOW
+    is_pad = np.pad(np.zeros(grid.shape, dtype=bool), ((ph, ph), (pw, pw)), constant_values=True)
+    fills = np.where(is_pad, PAD, CELL).astype(object)
+    fills[tuple(np.transpose(window))] = WINDOW
+    colours = np.where(is_pad, PAD_TEXT, "black")
 
-    plt = _pyplot()
+    import matplotlib.pyplot as plt
     height = max(rows, kh, out.shape[0])
     fig, axes = plt.subplots(1, 5, figsize=(0.55 * (cols + kw + out.shape[1]) + 3.0,
                                             0.55 * height + 1.8),
@@ -193,11 +201,11 @@ def plot_conv_grid(x: Any, kernel: Any, padding: Any = 0, stride: Any = 1, dilat
     ax_in.set_title(f"input ({size_text(grid.shape)})\n" + ", ".join(extras), fontsize=11)
 
     _operator(ax_times, "*")
-    draw_grid(ax_k, k, [[KERNEL] * kw for _ in range(kh)])
+    draw_grid(ax_k, k, KERNEL)
     ax_k.set_title(f"kernel ({size_text(k.shape)})", fontsize=11)
     _operator(ax_eq, "=")
-    out_fills = [[CELL] * out.shape[1] for _ in range(out.shape[0])]
-    out_fills[i][j] = WINDOW
+    out_fills = np.full(out.shape, CELL, dtype=object)
+    out_fills[i, j] = WINDOW
     draw_grid(ax_out, out, out_fills)
     outline(ax_out, i, j, 1, 1, WINDOW_EDGE)
     ax_out.set_title(f"output ({size_text(out.shape)})", fontsize=11)
@@ -306,33 +314,23 @@ def plot_channel_sum(x: Any, weight: Any, bias: Any = None) -> Figure:
     partials = [ops.conv2d(inp[c], w[c]) for c in range(channels)]
     total = ops.conv2d(inp, w[None], bias=None if bias is None else [b])
 
-    plt = _pyplot()
-    h, wid = inp.shape[1:]
-    kh, kw = w.shape[1:]
-    ho, wo = total.shape[1:]
+    import matplotlib.pyplot as plt
+    (h, wid), (kh, kw), (ho, wo) = inp.shape[1:], w.shape[1:], total.shape[1:]
     fig = plt.figure(figsize=(0.5 * (wid + kw + 2 * wo) + 4.5, (0.5 * h + 0.9) * channels + 1),
                      layout="constrained")
     spec = fig.add_gridspec(channels, 7, width_ratios=[wid, 1.2, kw, 1.2, wo, 2.2, wo])
     for c in range(channels):
-        ax = fig.add_subplot(spec[c, 0])
-        draw_grid(ax, inp[c])
-        ax.set_title(f"input channel {c} ({h}x{wid})", fontsize=10)
+        _panel(fig.add_subplot(spec[c, 0]), inp[c], f"input channel {c} ({h}x{wid})")
         _operator(fig.add_subplot(spec[c, 1]), "*")
-        ax = fig.add_subplot(spec[c, 2])
-        draw_grid(ax, w[c], [[KERNEL] * kw for _ in range(kh)])
-        ax.set_title(f"kernel slice {c} ({kh}x{kw})", fontsize=10)
+        _panel(fig.add_subplot(spec[c, 2]), w[c], f"kernel slice {c} ({kh}x{kw})", KERNEL)
         _operator(fig.add_subplot(spec[c, 3]), "=")
-        ax = fig.add_subplot(spec[c, 4])
-        draw_grid(ax, partials[c], [[WINDOW] * wo for _ in range(ho)])
-        ax.set_title(f"partial map {c}", fontsize=10)
+        _panel(fig.add_subplot(spec[c, 4]), partials[c], f"partial map {c}", WINDOW)
     sum_text = "sum over\nchannels" + (f"\n+ bias {fmt(b)}" if bias is not None else "")
     ax = fig.add_subplot(spec[:, 5])
     ax.text(0.5, 0.5, sum_text + "\n=", ha="center", va="center", fontsize=12,
             transform=ax.transAxes)
     ax.axis("off")
-    ax = fig.add_subplot(spec[:, 6])
-    draw_grid(ax, total[0], [[WINDOW] * wo for _ in range(ho)])
-    ax.set_title(f"output map ({ho}x{wo})", fontsize=10)
+    _panel(fig.add_subplot(spec[:, 6]), total[0], f"output map ({ho}x{wo})", WINDOW)
     first = " + ".join(fmt(p[0, 0]) for p in partials)
     bias_text = f" + {fmt(b)}" if bias is not None else ""
     fig.suptitle(f"{channels} input channels, one filter of shape {channels}x{kh}x{kw} -> one "
@@ -354,19 +352,14 @@ def plot_pool_grid(x: Any, kernel_size: Any = 2, stride: Any = None, mode: str =
     if mode not in ("max", "avg"):
         raise ValueError(message(where, '`mode` "max" or "avg"', repr(mode),
                                  'Use mode="avg" for average pooling.'))
-    grid = as_grid(x, "x", where, "plot_pool_grid draws one channel: pass x[c] for channel c.")
-    check_small(grid.shape, "`x`", where)
-    kh, kw = as_pair(kernel_size, "kernel_size", where, minimum=1)
-    sh, sw = (kh, kw) if stride is None else as_pair(stride, "stride", where, minimum=1)
-    pool = ops.max_pool2d if mode == "max" else ops.avg_pool2d
-    out = pool(grid, (kh, kw), stride=(sh, sw))
-    ho, wo = out.shape
-
-    rows, cols = grid.shape
+    grid, (kh, kw), (sh, sw) = pool_grid_args(x, kernel_size, stride, where)
+    out = (ops.max_pool2d if mode == "max" else ops.avg_pool2d)(grid, (kh, kw), (sh, sw))
+    (rows, cols), (ho, wo) = grid.shape, out.shape
     overlap = kh > sh or kw > sw  # a cell can lie in several windows
-    n = len(_POOL_COLOURS)  # colour of window (i, j): (i * shift + j) % n, so that windows
-    shift = next(s for s in range(wo + 1, wo + n + 1) if s % n not in (n - 1, 0, 1))  # that
-    colour = (np.arange(ho)[:, None] * shift + np.arange(wo)) % n  # touch get different ones
+    # window (i, j) gets colour (i * shift + j) % n; this shift makes touching windows differ
+    n = len(_POOL_COLOURS)
+    shift = next(s for s in range(wo + 1, wo + n + 1) if s % n not in (n - 1, 0, 1))
+    colour = (np.arange(ho)[:, None] * shift + np.arange(wo)) % n
     fills = np.full(grid.shape, CELL, dtype=object)  # each window in its output cell's colour
     cover = np.zeros(grid.shape, dtype=int)  # how many windows each cell lies in
     bold = np.zeros(grid.shape, dtype=bool)
@@ -379,7 +372,7 @@ def plot_pool_grid(x: Any, kernel_size: Any = 2, stride: Any = None, mode: str =
             bold[i * sh + a, j * sw + b] = True
     if overlap:  # a cell's one fill would show one of its windows at random: shade by count
         fills = np.array(_SHARED)[np.minimum(cover, len(_SHARED) - 1)]
-    plt = _pyplot()
+    import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 3, figsize=(0.55 * (cols + wo) + 3.5, 0.55 * rows + 2.0),
                              width_ratios=[cols, 1.6, wo], layout="constrained")
     draw_grid(axes[0], grid, fills, bold=bold if mode == "max" else None)

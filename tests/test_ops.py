@@ -137,21 +137,16 @@ def pool_cases(draw):
     return x.astype(np.float32), (kh, kw), stride, padding
 
 
+@pytest.mark.parametrize(("ours", "theirs", "tolerance"), [
+    (cnnlab.max_pool2d, F.max_pool2d, {"rtol": 1e-6}),
+    (cnnlab.avg_pool2d, F.avg_pool2d, {"rtol": 1e-5, "atol": 1e-6}),
+])
 @settings(max_examples=200, deadline=None)
-@given(pool_cases())
-def test_max_pool2d_matches_torch(case):
+@given(case=pool_cases())
+def test_pool2d_matches_torch(ours, theirs, tolerance, case):
     x, kernel, stride, padding = case
-    expected = F.max_pool2d(torch.from_numpy(x), kernel, stride, padding).numpy()
-    assert_allclose(cnnlab.max_pool2d(x, kernel, stride, padding), expected, rtol=1e-6)
-
-
-@settings(max_examples=200, deadline=None)
-@given(pool_cases())
-def test_avg_pool2d_matches_torch(case):
-    x, kernel, stride, padding = case
-    expected = F.avg_pool2d(torch.from_numpy(x), kernel, stride, padding).numpy()
-    assert_allclose(cnnlab.avg_pool2d(x, kernel, stride, padding), expected, rtol=1e-5,
-                    atol=1e-6)
+    expected = theirs(torch.from_numpy(x), kernel, stride, padding).numpy()
+    assert_allclose(ours(x, kernel, stride, padding), expected, **tolerance)
 
 
 def test_pooling_agrees_with_the_torch_modules():
