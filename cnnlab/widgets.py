@@ -335,8 +335,8 @@ def conv_explorer(image: Any = "cat", interactive: bool | None = None, *,
 
     ``image`` is a bundled photo name ("cat"), a path, or an image tensor/array (H, W) /
     (C, H, W). The keyword settings choose the starting point (and the static figure):
-    ``kernel`` in ``KERNEL_NAMES``, ``kernel_size`` 1..15, ``padding`` 0..30, ``stride`` 1..8,
-    ``dilation`` 1..5.
+    ``kernel`` one of ``cnnlab.ops.KERNEL_NAMES`` (drawn by ``cnnlab.named_kernel``),
+    ``kernel_size`` 1..15, ``padding`` 0..30, ``stride`` 1..8, ``dilation`` 1..5.
 
     ``interactive=None`` decides by the rule in this module's docstring. Static: draws one
     figure and returns it. Interactive: displays the controls (labelled "kernel", "kernel
