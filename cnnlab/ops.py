@@ -11,7 +11,6 @@ Like deep-learning libraries, "convolution" here is cross-correlation: the kerne
 
 from __future__ import annotations
 
-import numbers
 from math import comb
 from typing import Any, NamedTuple
 
@@ -115,11 +114,7 @@ def named_kernel(name: str, size: int = 3) -> np.ndarray:
     if name not in KERNEL_NAMES:
         raise ValueError(message(where, f"`name` in {list(KERNEL_NAMES)}", repr(name),
                                  "Pick one of the listed names."))
-    if isinstance(size, numbers.Integral) and not isinstance(size, bool) and size < 1:
-        raise ValueError(message(where, "`size` >= 1 (a kernel has at least one cell)",
-                                 repr(size), "Use an odd size such as 3 or 5, so the kernel "
-                                 "has a centre."))
-    size = as_int(size, "size", where, minimum=1)
+    size = as_int(size, "size", where, minimum=1)  # odd sizes (3, 5, ...) have a centre
     centre = size // 2
     if name in ("identity", "outline"):
         kernel = np.zeros((size, size)) if name == "identity" else -np.ones((size, size))
