@@ -42,3 +42,9 @@ def stored_text(name: str) -> str:
 def hidden(cell: dict) -> bool:
     """True when JupyterLab shows the cell's source collapsed."""
     return bool(cell.get("metadata", {}).get("jupyter", {}).get("source_hidden"))
+
+
+def missing_facts(name: str, facts: list[str]) -> list[str]:
+    """The facts (exact substrings) that the notebook's stored outputs lack."""
+    text = stored_text(name)
+    return [fact for fact in facts if fact not in text]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from notebook_text import cells, outputs_text, source, stored_text
+from notebook_text import cells, missing_facts, outputs_text, source, stored_text
 
 L06 = "06_building_a_cnn.ipynb"
 FACTS = [
@@ -33,9 +33,7 @@ def _row(text: str, label: str) -> list[float]:
 
 
 def test_facts_are_in_stored_outputs():
-    text = stored_text(L06)
-    missing = [fact for fact in FACTS if fact not in text]
-    assert not missing, f"stored outputs lack {missing}; re-run the lesson top to bottom"
+    assert not missing_facts(L06, FACTS), "re-run the lesson top to bottom"
 
 
 def test_shift_experiment_is_stored_and_not_confounded():

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from notebook_text import cells, outputs_text, source, stored_text
+from notebook_text import cells, missing_facts, outputs_text, source, stored_text
 
 from cnnlab import paths
 from cnnlab.alexnet import load_alexnet, weights_filename, weights_path
@@ -44,9 +44,7 @@ FACTS = [
 
 
 def test_facts_are_in_stored_outputs():
-    text = stored_text(L07)
-    missing = [fact for fact in FACTS if fact not in text]
-    assert not missing, f"stored outputs lack {missing}; re-run the lesson top to bottom"
+    assert not missing_facts(L07, FACTS), "re-run the lesson top to bottom"
 
 
 def test_one_plain_sentence_says_which_network_is_shown():

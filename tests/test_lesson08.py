@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 
-from notebook_text import NOTEBOOKS, cells, code_cells, outputs_text, source
+from notebook_text import NOTEBOOKS, cells, code_cells, missing_facts, outputs_text, source
 
 L08 = "08_gradients_through_convolution.ipynb"
 FACTS = [
@@ -54,9 +54,7 @@ FACTS = [
 
 
 def test_facts_are_in_stored_outputs():
-    text = "".join(outputs_text(c) for c in code_cells(L08))
-    missing = [fact for fact in FACTS if fact not in text]
-    assert not missing, f"stored outputs lack {missing}; re-run the notebook top to bottom"
+    assert not missing_facts(L08, FACTS), "re-run the notebook top to bottom"
 
 
 def test_numerical_checks_pass_and_wrong_backwards_fail():

@@ -11,7 +11,15 @@ import re
 from pathlib import Path
 
 import pytest
-from notebook_text import NOTEBOOKS, code_cells, hidden, notebook, outputs_text, source, stored_text
+from notebook_text import (
+    NOTEBOOKS,
+    code_cells,
+    hidden,
+    missing_facts,
+    notebook,
+    outputs_text,
+    source,
+)
 
 ALL = sorted(p.relative_to(NOTEBOOKS).as_posix() for p in NOTEBOOKS.rglob("*.ipynb")
              if ".ipynb_checkpoints" not in p.parts)
@@ -101,8 +109,7 @@ def test_every_lesson_is_listed():
 
 @pytest.mark.parametrize("name", sorted(FACTS))
 def test_facts_are_in_stored_outputs(name: str) -> None:
-    text = stored_text(name)
-    missing = [fact for fact in FACTS[name] if fact not in text]
+    missing = missing_facts(name, FACTS[name])
     assert not missing, f"{name}: stored outputs lack {missing}; re-run the notebook top to bottom"
 
 
