@@ -140,7 +140,7 @@ def plot_conv(image: Any, kernel: Any, title: str | None = None) -> Figure:
                                    layout="constrained")
     _show_image(axes[0], x, f"input ({size_text(tuple(x.shape))})")
     if max(kh, kw) <= 7:
-        draw_grid(axes[1], k, fills=[[KERNEL] * kw] * kh)
+        draw_grid(axes[1], k, KERNEL)
     else:
         axes[1].imshow(k, cmap="gray")
         axes[1].axis("off")
