@@ -62,7 +62,8 @@ def _bwrap_true(repeat: int = 10) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lab", default="lab1_convolution",
-                        choices=["lab1_convolution", "lab2_build_a_cnn"])
+                        choices=sorted(p.stem for p in (ROOT / "notebooks" / "labs").glob(
+                            "lab*.ipynb")))
     parser.add_argument("-n", type=int, default=20, help="submissions to grade")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--dist", type=Path, help="reuse this `cnnlab assign` output")

@@ -1,8 +1,9 @@
 """Tests of cnnlab.grading: assign, the sandboxed grade run, scoring, static checks, feedback.
 
-The expensive steps run once per module: one `cnnlab assign` of both labs (plus a broken
-master) and one `cnnlab grade` of a mixed batch with --jobs 2. Submissions are built from the
-assigned files (the solution notebook, the blank student notebook, edits of them).
+The expensive steps run once per module: one `cnnlab assign` of the three labs (plus a broken
+master), one `cnnlab grade` of a mixed lab 1 batch and one of lab 3 submissions, with --jobs 2.
+Submissions are built from the assigned files (the solution notebook, the blank student
+notebook, edits of them).
 The red team's attacks live in tests/test_grading_hostile.py.
 """
 
@@ -14,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -24,13 +26,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from notebook_text import NOTEBOOKS, cells, source, stored_text
 
 from cnnlab import cli
-from cnnlab.grading import assign, check, master, report, sandbox, scoring, static
+from cnnlab.grading import assign, check, grade, master, report, sandbox, scoring, static
 from cnnlab.grading.runner import encode
 
 ROOT = Path(__file__).resolve().parents[1]
 LABS = ROOT / "notebooks" / "labs"
+LAB_NAMES = ("lab1_convolution", "lab2_build_a_cnn", "lab3_backward")
 CNNLAB = [sys.executable, "-c", "import sys; from cnnlab.cli import main; sys.exit(main())"]
 
 
@@ -70,7 +74,7 @@ def _edit(notebook: dict, old: str, new: str) -> dict:
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory):
-    """`cnnlab assign` of both labs and of a master whose solution fails its own case."""
+    """`cnnlab assign` of the three labs and of a master whose solution fails its own case."""
     tmp = tmp_path_factory.mktemp("assign")
     broken = tmp / "broken_lab.ipynb"
     broken.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
@@ -80,15 +84,14 @@ def dist(tmp_path_factory):
          "source": "# QUESTION q1\ncase('the answer', 'answer', expected=42)"}]}))
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = assign.assign_main([str(LABS / "lab1_convolution.ipynb"),
-                                     str(LABS / "lab2_build_a_cnn.ipynb"), str(broken),
-                                     "--out", str(tmp / "dist")])
+        status = assign.assign_main([*(str(LABS / f"{lab}.ipynb") for lab in LAB_NAMES),
+                                     str(broken), "--out", str(tmp / "dist")])
     return {"dist": tmp / "dist", "status": status, "out": out.getvalue(),
             "err": err.getvalue()}
 
 
 def test_assign_builds_student_notebooks_and_autograders(dist):
-    for lab in ("lab1_convolution", "lab2_build_a_cnn"):
+    for lab in LAB_NAMES:
         folder = dist["dist"] / lab
         student = folder / "student" / f"{lab}.ipynb"
         text = student.read_text()
@@ -108,7 +111,7 @@ def test_assign_refuses_a_master_whose_solution_fails(dist):
     assert dist["status"] == 1
     assert "broken_lab.ipynb: FAILED" in dist["err"]
     assert "q1/the answer: expected 42" in dist["err"]
-    assert "assigned 2 of 3 labs" in dist["out"]
+    assert "assigned 3 of 4 labs" in dist["out"]
 
 
 def test_assign_without_master_says_where_it_looked(tmp_path, monkeypatch, capsys):
@@ -119,10 +122,46 @@ def test_assign_without_master_says_where_it_looked(tmp_path, monkeypatch, capsy
 
 def test_labs_do_not_reuse_the_lessons_numbers(dist):
     lessons = ["[[12, 12, 17], [10, 17, 19], [9, 6, 14]]", "(32, 7, 124, 124)",
-               "(32, 7, 128, 128)", "Conv2d(3, 7, 5)", "Conv2d(1, 8, 25", "3818", "size=16"]
-    for lab in ("lab1_convolution", "lab2_build_a_cnn"):
+               "(32, 7, 128, 128)", "Conv2d(3, 7, 5)", "Conv2d(1, 8, 25", "3818", "size=16",
+               # lesson 08: its gradient check's shapes, exercise answers and pooling example
+               "(3, 2, 3, 3)", "(2, 7, 7)", "(4, 8, 16, 16)", "[18, 18, 18, 18]",
+               "[[3, 0, 5, 2]", "[[2, 8, 1, 0]", "(2, 3, 9, 8)"]
+    for lab in LAB_NAMES:
         text = (LABS / f"{lab}.ipynb").read_text()
         assert not [n for n in lessons if n in text], lab
+
+
+def _printed(value) -> list[str]:
+    """How a lesson would print an answer: ints of 10 or more, and tuples/lists of ints."""
+    if isinstance(value, bool) or not isinstance(value, (int, tuple, list)):
+        return []
+    if isinstance(value, int):
+        return [f"{value:,}", str(value)] if abs(value) >= 10 else []
+    if value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return [str(value), str(tuple(value)), str(list(value))]
+    return []
+
+
+def test_no_lab_answer_is_printed_in_a_lesson(dist):
+    names = sorted(p.name for p in NOTEBOOKS.glob("0*.ipynb"))
+    lessons = "\n".join("\n".join(source(c) for c in cells(n)) + stored_text(n) for n in names)
+    words = set(lessons.replace("(", " ( ").replace(")", " ) ").split())
+    for lab in LAB_NAMES:
+        expected = grade.Autograder(dist["dist"] / lab / "autograder").expected
+        for case, value in expected.items():
+            for text in _printed(value):
+                found = text in words if isinstance(value, int) else text in lessons
+                assert not found, f"{lab} {case}: its answer {text} is printed in a lesson"
+
+
+def test_question_headings_state_the_points_the_cases_give(dist):
+    for lab in LAB_NAMES:
+        info = json.loads((dist["dist"] / lab / "autograder" / "lab.json").read_text())
+        headings = {f"q{m.group(1)}": float(m.group(2)) for cell in _nb(LABS / f"{lab}.ipynb")[
+            "cells"] if cell["cell_type"] == "markdown" for m in re.finditer(
+            r"## Question (\d+):.*\((\d+(?:\.\d+)?) points?\)", "".join(cell["source"]))}
+        points = {q: v["points"] for q, v in info["questions"].items()}
+        assert headings == points, lab
 
 
 def test_blank_solutions_keeps_signatures_and_blanks_answers():
@@ -340,6 +379,77 @@ def test_grade_leaves_submissions_and_autograder_unchanged(graded):
     unchanged = {k: v for k, v in graded["after"].items() if "grades.csv" not in k}
     assert unchanged == graded["before"]
     assert not graded["out"].with_name("grades.csv.partial").exists()
+
+
+@pytest.fixture(scope="module")
+def graded_lab3(dist, tmp_path_factory):
+    """One sandboxed `cnnlab grade` run of lab 3: the solution, the blank notebook and five
+    submissions that each get one backward pass subtly wrong (or take a shortcut)."""
+    require_bwrap()
+    lab = dist["dist"] / "lab3_backward"
+    solution = _nb(lab / "autograder" / "lab3_backward.ipynb")
+    folder = tmp_path_factory.mktemp("lab3")
+    edits = {
+        "shortcut": ("    dout = np.asarray(dout, dtype=float)\n    weight = np.asarray(",
+                     "    return cnnlab.conv2d_backward(dout, x, weight, stride, padding)[0]\n"
+                     "    dout = np.asarray(dout, dtype=float)\n    weight = np.asarray("),
+        "padding_kept": ("return dx[:, padding:padding + height, padding:padding + width]",
+                         "return dx[:, :height, :width]"),
+        "last_tie": ("> x[c, top + best_r, left + best_s]", ">= x[c, top + best_r, left + best_s]"),
+        "one_sided": ("grad[index] = (up - down) / (2 * eps)",
+                      "grad[index] = (up - f(x)) / eps"),
+        "verdicts_guessed": ("verdict_b = True", "verdict_b = False"),
+    }
+    files = {"correct": _write(folder / "correct.ipynb", solution),
+             "blank": _write(folder / "blank.ipynb",
+                             _nb(lab / "student" / "lab3_backward.ipynb"))}
+    for name, (old, new) in edits.items():
+        files[name] = _write(folder / f"{name}.ipynb", _edit(solution, old, new))
+    before = _sha(folder) | _sha(lab / "autograder")
+    out = folder / "grades.csv"
+    done = subprocess.run(
+        [*CNNLAB, "grade", *(p.name for p in files.values()), "--out", str(out),
+         "--lab", "lab3_backward", "--dist", str(dist["dist"]), "--jobs", "2"],
+        cwd=folder, capture_output=True, text=True, timeout=600)
+    rows = {r["file"]: r for r in csv.DictReader(out.open())}
+    return {"rows": {name: rows[p.name] for name, p in files.items()}, "done": done,
+            "unchanged": before == {k: v for k, v in (_sha(folder) | _sha(lab / "autograder"))
+                                    .items() if "grades.csv" not in k}}
+
+
+def test_lab3_partial_credit_follows_the_mistake(graded_lab3):
+    assert graded_lab3["done"].returncode == 0, graded_lab3["done"].stderr
+    rows = graded_lab3["rows"]
+    full = {"q1": 5, "q2": 4, "q3": 2, "q4": 4, "q5": 5, "q6": 3}
+    assert rows["correct"]["total"] == rows["correct"]["possible"] == "23"
+    assert float(rows["blank"]["total"]) == 0
+    lost = {"shortcut": {"q1": 1}, "padding_kept": {"q1": 2}, "last_tie": {"q4": 1},
+            "one_sided": {"q5": 1}, "verdicts_guessed": {"q6": 1}}
+    for name, losses in lost.items():
+        got = {q: float(rows[name][q]) for q in full}
+        assert got == {q: full[q] - losses.get(q, 0) for q in full}, (name, rows[name])
+    assert "explicit loops" in rows["shortcut"]["reason"]
+    assert "ties go to the first maximum" in rows["last_tie"]["reason"]
+    assert graded_lab3["unchanged"]
+
+
+def test_lab3_public_checks_are_short(dist, capsys):
+    folder = dist["dist"] / "lab3_backward" / "student"
+    grader = check.Checker("lab3_backward", folder)
+    solution = _nb(dist["dist"] / "lab3_backward" / "autograder" / "lab3_backward.ipynb")
+    namespace: dict = {}
+    for cell in solution["cells"]:
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "code" and "grader" not in text:
+            exec(text, namespace)  # the master's own solution (trusted)
+    capsys.readouterr()  # what the solution cells printed
+    for question in ("q1", "q2", "q3", "q4", "q5", "q6"):
+        grader.check(question, namespace)
+        assert capsys.readouterr().out.count("\n") == 1, question
+    namespace["max_pool_backward"] = lambda dout, x, k, stride=None: np.zeros(np.shape(x))
+    grader.check("q4", namespace)
+    lines = capsys.readouterr().out.splitlines()
+    assert 2 <= len(lines) <= 4 and "values differ" in lines[1], lines
 
 
 def test_interrupted_run_keeps_finished_rows_and_kills_sandboxes(dist, tmp_path):

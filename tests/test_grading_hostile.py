@@ -10,7 +10,7 @@ Every run is `cnnlab grade` as an instructor types it, in a child process with a
    (as `cnnlab grade *.ipynb` would), plus a run of names starting with `-`;
 4. bombs: result files and sources that unpack to far more than they weigh, one run each;
 5. control: the oracle probes under `--no-sandbox`, where they must find their leak;
-6. lab 2: its honest pair and three attacks.
+6. labs 2 and 3: each lab's honest pair and three attacks.
 
 For each attack row: the right score (never above the honest wrong one for wrong answers;
 full marks where the attack leaves correct answers alone); for the runs: the honest rows equal
@@ -535,31 +535,33 @@ def test_oracle_pays_without_the_sandbox(control_run, baseline, name):
 
 
 # ---------------------------------------------------------------------------------------------
-# lab 2 (trains a model in every submission): the honest pair and a few attacks, one run
+# labs 2 and 3: the honest pair and a few attacks, one run each (lab 2 trains a model in
+# every submission; lab 3 is the backward passes)
 
-LAB2 = "lab2_build_a_cnn"
-LAB2_ATTACKS = ["eq_always_true", "forge_result_files", "bg_subprocess"]
+OTHER_LABS = ["lab2_build_a_cnn", "lab3_backward"]
+OTHER_ATTACKS = ["eq_always_true", "forge_result_files", "bg_subprocess"]
 
 
-@pytest.fixture(scope="module")
-def lab2_run(world, attack_run):
-    folder = world.root / "lab2"
+@pytest.fixture(scope="module", params=OTHER_LABS)
+def other_lab_run(request, world, attack_run):
+    name = request.param
+    folder = world.root / name
     folder.mkdir()
-    lab = hh.assign(LAB2, world.work / "dist")
-    dist = world.work / "dist" / LAB2
+    lab = hh.assign(name, world.work / "dist")
+    dist = world.work / "dist" / name
     facts = dict(attack_run["facts"], solution="\n\n".join(lab.solutions), values=lab.values,
                  functions=lab.functions,
                  host_paths=[*attack_run["facts"]["host_paths"], str(dist)])
     paths = {"honest_correct": hh.write(folder / "honest_correct.ipynb", lab.correct_notebook),
              "honest_wrong": hh.write(folder / "honest_wrong.ipynb", lab.wrong_notebook)}
-    for name in LAB2_ATTACKS:
-        attack = ATTACKS[name]
+    for attack_name in OTHER_ATTACKS:
+        attack = ATTACKS[attack_name]
         base = lab.correct_notebook if attack.base == "correct" else lab.wrong_notebook
-        paths[name] = hh.write(folder / f"{name}.ipynb",
-                               hh.add_cells(base, attacks.cells(attack, facts)))
+        paths[attack_name] = hh.write(folder / f"{attack_name}.ipynb",
+                                      hh.add_cells(base, attacks.cells(attack, facts)))
     before = hh.snapshot(folder, dist, world.home)
     run = hh.grade([str(p) for p in paths.values()], folder / "grades.csv", world.work,
-                   world.env, LAB2, 120)
+                   world.env, name, 120)
     left = hh.processes_with(world.marker)
     hh.kill_all(left)
     after = hh.snapshot(folder, dist, world.home, skip=(folder / "grades.csv",))
@@ -567,22 +569,23 @@ def lab2_run(world, attack_run):
     reference = {"questions": header[1:header.index("total")],
                  "correct": hh.find_row(run.rows, str(paths["honest_correct"])),
                  "wrong": hh.find_row(run.rows, str(paths["honest_wrong"]))}
-    return {"run": run, "paths": paths, "reference": reference, "left": left,
+    return {"lab": name, "run": run, "paths": paths, "reference": reference, "left": left,
             "changed": sorted(k for k in before.keys() | after.keys()
                               if before.get(k) != after.get(k))}
 
 
-def test_lab2_honest_and_attacks(lab2_run):
-    run, reference = lab2_run["run"], lab2_run["reference"]
-    print(f"\nlab 2 run: {len(lab2_run['paths'])} submissions in {run.seconds:.1f} s")
+def test_other_labs_honest_and_attacks(other_lab_run):
+    run, reference = other_lab_run["run"], other_lab_run["reference"]
+    print(f"\n{other_lab_run['lab']} run: {len(other_lab_run['paths'])} submissions in "
+          f"{run.seconds:.1f} s")
     correct, wrong = reference["correct"], reference["wrong"]
     assert correct and wrong, run.stderr[-1500:]
     assert float(correct["total"]) == float(correct["possible"]), correct
     assert float(wrong["total"]) < float(correct["total"]), wrong
-    for name in LAB2_ATTACKS:
-        _check_row(_row(run, lab2_run["paths"][name]), reference, ATTACKS[name].expect)
-    assert not lab2_run["left"], lab2_run["left"]
-    assert not lab2_run["changed"], lab2_run["changed"][:10]
+    for name in OTHER_ATTACKS:
+        _check_row(_row(run, other_lab_run["paths"][name]), reference, ATTACKS[name].expect)
+    assert not other_lab_run["left"], other_lab_run["left"]
+    assert not other_lab_run["changed"], other_lab_run["changed"][:10]
     assert world_secret_absent(run)
 
 
