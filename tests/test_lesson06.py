@@ -8,6 +8,7 @@ quotes only numbers that a cell above it printed.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from notebook_text import cells, missing_facts, outputs_text, source, stored_text
 
@@ -57,3 +58,11 @@ def test_numbers_in_the_prose_are_printed_above_it():
     assert numbers, "the prose should quote the measured accuracies"
     missing = [n for n in numbers if f"{n}%" not in printed]
     assert not missing, f"the prose quotes {missing}%, which no cell above printed"
+
+
+def test_readme_quotes_the_stored_shift_table():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = stored_text(L06)
+    for label in ("MLP", "CNN + Flatten", "CNN + global max", "CNN + global avg"):
+        quoted = next(line for line in readme.splitlines() if line.startswith(f"| {label} |"))
+        assert [float(v) for v in re.findall(r"(\d+)%", quoted)] == _row(text, label), label
