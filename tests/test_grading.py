@@ -20,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -29,7 +30,16 @@ import pytest
 from notebook_text import NOTEBOOKS, cells, source, stored_text
 
 from cnnlab import cli
-from cnnlab.grading import assign, check, grade, master, report, sandbox, scoring, static
+from cnnlab.grading import (
+    assign,
+    check,
+    grade,
+    master,
+    report,
+    sandbox,
+    scoring,
+    static,
+)
 from cnnlab.grading.runner import encode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -337,6 +347,7 @@ def graded(dist, tmp_path_factory):
                                                     "import numpy as np\nwhile True:\n    pass")),
         "magic": _write(folder / "magic.ipynb", _edit(solution, "import numpy as np",
                                                       "%matplotlib inline\nimport numpy as np")),
+        "optlike": _write(folder / "--out=odd.ipynb", solution),  # a name, not an option
         "deep": folder / "deep.ipynb",
         "lab2": _write(folder / "lab2.ipynb", _nb(dist["dist"] / "lab2_build_a_cnn" / "student" /
                                                  "lab2_build_a_cnn.ipynb")),
@@ -367,6 +378,8 @@ def test_grade_scores_every_submission(graded):
     blank = _row(graded, "blank")
     assert float(blank["total"]) == 0 and "got NoneType" in blank["reason"]
     assert _row(graded, "magic")["total"] == "19"  # IPython magics run through IPython
+    assert _row(graded, "optlike")["total"] == "19" and not (graded["out"].parent.parent /
+                                                            "odd.ipynb").exists()
     assert _row(graded, "list")["q4"] == "3"  # a list is not the tuple the question asks for
     einsum = _row(graded, "einsum")
     assert einsum["q1"] == "3.5" and "must be written with explicit loops" in einsum["reason"]
@@ -505,6 +518,60 @@ def test_gradescope_zip_runs_the_same_grading(dist, tmp_path):
     results = json.loads((tmp_path / "results" / "results.json").read_text())
     assert results["score"] == 19 and len(results["tests"]) == 5
     assert all(t["score"] == t["max_score"] for t in results["tests"])
+
+
+GRADESCOPE_ATTACK = """
+import os, subprocess, sys
+root = {root!r}
+try:
+    open(os.path.join(root, "source", "expected.json")).read()
+    open(os.path.join(root, "leaks", "expected"), "w").write("read")
+except OSError:
+    pass
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(2); "
+                  "open({root!r} + '/leaks/daemon', 'w').write('alive')"],
+                 start_new_session=True)
+"""
+
+
+def test_gradescope_without_bwrap_hides_answers_and_kills_leftovers(dist):
+    """Gradescope's container has no namespaces: its entry point, run as root with a system
+    Python and no bwrap on PATH, still runs student code as another uid."""
+    if os.geteuid() != 0 or not Path("/usr/bin/python3").exists():
+        pytest.skip("the fallback drops privileges only when run as root (as Gradescope does)")
+    lab = dist["dist"] / "lab1_convolution"
+    root = Path(tempfile.mkdtemp(dir="/tmp", prefix="gradescope-"))
+    try:
+        root.chmod(0o755)  # as /autograder: others may traverse it
+        python = root / "python"  # a Python other users can run, as Gradescope's system one
+        subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(python)],
+                       check=True)
+        site = next(python.glob("lib/python3*/site-packages"))
+        numpy_dir = Path(np.__file__).parent
+        for folder in numpy_dir.parent.glob("numpy*"):
+            if folder.is_dir() and not folder.name.endswith("-info"):
+                shutil.copytree(folder, site / folder.name)
+        with zipfile.ZipFile(lab / "autograder" / "lab1_convolution_gradescope.zip") as archive:
+            archive.extractall(root / "source")
+        for folder in (root / "source", root / "submission", root / "leaks"):
+            folder.mkdir(exist_ok=True)
+            folder.chmod(0o777 if folder.name == "leaks" else 0o755)
+        solution = _nb(lab / "autograder" / "lab1_convolution.ipynb")
+        attack = _edit(solution, "import numpy as np",
+                       "import numpy as np\n" + GRADESCOPE_ATTACK.format(root=str(root)))
+        _write(root / "submission" / "attack.ipynb", attack)
+        done = subprocess.run(["/bin/bash", str(root / "source" / "run_autograder")],
+                              env={"PATH": str(python / "bin"), "GRADESCOPE_ROOT": str(root)},
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        results = json.loads((root / "results" / "results.json").read_text())
+        time.sleep(3)  # the daemon would have written by now
+        assert results["score"] == 19, results  # the attack left the answers correct
+        assert "WARNING" not in results["output"], results["output"]
+        assert not (root / "leaks" / "expected").exists(), "student code read the answers"
+        assert not (root / "leaks" / "daemon").exists(), "a process outlived the run"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_doctor_reports_the_sandbox(capsys):

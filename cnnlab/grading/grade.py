@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -59,9 +60,15 @@ def read_notebook(path: Path) -> tuple[dict | None, str]:
     try:
         if not path.is_file():
             return None, "file not found (or not a regular file)"
-        if path.stat().st_size > MAX_NOTEBOOK:
+        # non-blocking, and checked again once open: a file swapped for a FIFO cannot hang us
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return None, "file not found (or not a regular file)"
+            raw = f.read(MAX_NOTEBOOK + 1)  # never more than the cap, whatever the file holds
+        if len(raw) > MAX_NOTEBOOK:
             return None, f"larger than {MAX_NOTEBOOK // 2**20} MB: not read"
-        data = json.loads(path.read_bytes())
+        data = json.loads(raw)
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
         return None, f"not a Jupyter notebook ({type(error).__name__}: {str(error)[:80]})"
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
@@ -79,8 +86,10 @@ def _lab_of(notebook: dict) -> str | None:
 
 
 def grade_one(path: Path, autograder: Autograder, limits: sandbox.Limits, slot: int = 0,
-              sandboxed: bool = True) -> Grade:
-    """Grade one submission: copy it into a fresh scratch dir, run it sandboxed, score it here."""
+              sandboxed: bool = True, drop: bool = False) -> Grade:
+    """Grade one submission: copy it into a fresh scratch dir, run it sandboxed, score it here.
+
+    ``drop``: without the sandbox, still run student code as an unprivileged uid (as root)."""
     start = time.monotonic()
     grade = Grade(str(path))
     notebook, problem = read_notebook(path)
@@ -99,11 +108,13 @@ def grade_one(path: Path, autograder: Autograder, limits: sandbox.Limits, slot: 
         (scratch / "submission.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
         (scratch / "plan.json").write_bytes(autograder.plan)
         (scratch / "plan.npz").write_bytes(autograder.plan_arrays)
-        if sandboxed and os.geteuid() == 0:
+        if (sandboxed or drop) and os.geteuid() == 0:
             uid = sandbox.BASE_UID + slot
             for item in (scratch, *scratch.iterdir()):
                 os.chown(item, uid, uid)
-        run = sandbox.run(scratch, limits, slot, sandboxed)
+            if not sandboxed:
+                work.chmod(0o711)  # the uid reaches its scratch by path: traverse, not list
+        run = sandbox.run(scratch, limits, slot, sandboxed, drop=drop and not sandboxed)
         sources = cell_sources(notebook)
         checks = {cid: static.RULES[c["static"]](sources, c["function"])[1]
                   for cid, c in autograder.lab["cases"].items() if c.get("static")}
@@ -197,10 +208,41 @@ def grade_all(submissions: Sequence[Path], autograder: Autograder, out: Path,
     return grades
 
 
+VALUED = {"--out", "--autograder", "--lab", "--dist", "--timeout", "--jobs", "--memory"}
+
+
+def _files_last(argv: Sequence[str]) -> list[str]:
+    """The arguments with the options first and every submission after ``--``.
+
+    `cnnlab grade *.ipynb` may expand to names such as ``-x.ipynb`` or ``--out=y.ipynb``:
+    file names are data, so a word that names an existing file is a submission unless it is
+    the value of the option before it.
+    """
+    options: list[str] = []
+    files: list[str] = []
+    words = list(argv)
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word == "--":
+            files += words[index + 1:]
+            break
+        if word in VALUED:
+            options += words[index:index + 2]
+            index += 2
+            continue
+        if word.startswith("-") and not Path(word).exists():
+            options.append(word)  # an option (argparse reports it if it is unknown)
+        else:
+            files.append(word)
+        index += 1
+    return options + (["--", *files] if files else [])
+
+
 def grade_main(argv: Sequence[str]) -> int:
     """``cnnlab grade``: exit 0 when every submission was graded, 1 if some were not, 2 usage."""
     parser = argparse.ArgumentParser(
-        prog="cnnlab grade",
+        prog="cnnlab grade", allow_abbrev=False,
         description="Grade submitted notebooks: each runs in a bubblewrap sandbox that only "
                     "hands back plain answers; scores are computed here from the expected "
                     "answers of the autograder. One CSV row per submission.")
@@ -221,13 +263,7 @@ def grade_main(argv: Sequence[str]) -> int:
                         help="address-space cap per submission (default: 6G; torch needs ~4G)")
     parser.add_argument("--no-sandbox", action="store_true",
                         help="run student code without bubblewrap (trusted code only)")
-    args, extra = parser.parse_known_args(list(argv))
-    # `cnnlab grade *.ipynb` may expand to names starting with "-": files are data
-    odd = [Path(item) for item in extra if Path(item).exists()]
-    if len(odd) != len(extra):
-        unknown = " ".join(e for e in extra if not Path(e).exists())
-        parser.error(f"unrecognized arguments: {unknown}")
-    args.submissions += odd
+    args = parser.parse_args(_files_last(argv))
     if args.jobs < 1 or args.timeout <= 0:
         parser.error("--jobs must be >= 1 and --timeout > 0")
     try:

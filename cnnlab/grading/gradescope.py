@@ -8,8 +8,10 @@ ROOT/results/results.json (written here, in Gradescope's format).
     python -m cnnlab.grading.gradescope ROOT
 
 Where bwrap cannot create a sandbox (Gradescope's container usually forbids namespaces),
-the submission runs unsandboxed inside that container, with the same limits, and scoring
-still happens outside the student's process.
+the submission runs unsandboxed inside that container, with the same limits, but as an
+unprivileged uid: the expected answers and lab rules are made readable by root only first,
+and every process of that uid is killed after the run, so nothing it starts can rewrite
+``results.json`` later. Scoring still happens outside the student's process.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from cnnlab.grading import sandbox
 from cnnlab.grading.grade import Autograder, grade_one
 
 FILES = ("lab.json", "expected.json", "expected.npz", "plan.json", "plan.npz")
+SECRET = ("lab.json", "expected.json", "expected.npz")  # the plan is what student code gets
 SETUP = """#!/usr/bin/env bash
 # Gradescope runs this once when it builds the autograder image.
 set -e
@@ -66,7 +69,10 @@ def main(root: Path) -> int:
     else:
         works, _ = sandbox.check_bwrap()
         limits = sandbox.Limits(timeout=600.0)
-        grade = grade_one(notebooks[0], autograder, limits, 0, sandboxed=works)
+        for name in SECRET:  # already read into the grader; student code must not read them
+            (root / "source" / name).chmod(0o600)
+        drop = not works and sandbox.others_can_run_python()
+        grade = grade_one(notebooks[0], autograder, limits, 0, sandboxed=works, drop=drop)
         notes = grade.reason.split("; ") if grade.reason else []
         for question, points in autograder.questions.items():
             mine = [n for n in notes if n.startswith(f"{question}/")]
@@ -74,6 +80,9 @@ def main(root: Path) -> int:
                                      "max_score": points, "output": "\n".join(mine)})
         payload["score"] = grade.total
         payload["output"] = f"status: {grade.status}" + (f"; {grade.reason}" if notes else "")
+        if not works and not drop:
+            payload["output"] += ("; WARNING: no sandbox and this Python is not readable by "
+                                  "other users, so student code ran with the grader's rights")
     work = Path(tempfile.mkdtemp(dir=results))
     try:
         (work / "results.json").write_text(json.dumps(payload, indent=1), encoding="utf-8")

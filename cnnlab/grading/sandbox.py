@@ -3,16 +3,22 @@
 Inside the sandbox: no network, its own PID/IPC/UTS namespaces, a scrubbed environment,
 read-only binds of the system (/usr) and of the Python prefix and cnnlab package only, a fresh
 small /tmp, and one writable scratch directory (the copy of the submission and the plan).
-Limits come from setrlimit in the child (address space, file size, CPU seconds, processes)
-and a wall timeout that kills the sandbox's whole process tree. When the grader runs as root,
-the student's code runs as an unprivileged uid (one per worker slot) so that the process
-limit binds and nothing of root's is readable.
+Limits are set by util-linux's ``prlimit`` before bwrap starts (address space per process,
+file size, CPU seconds, core dumps, and the number of tasks), so nothing runs between fork and
+exec in the grader's threads; a wall timeout kills the sandbox's whole process tree. When the
+grader runs as root, the student's code runs as an unprivileged uid (one per worker slot) so
+that the task limit binds and nothing of root's is readable. Without root the task limit is
+the user's current task count plus ``Limits.processes`` (the limit counts all of the user's
+tasks), which stops a fork bomb without touching what the user already runs.
+
+``drop=True`` (Gradescope's container, where bwrap cannot create namespaces) runs the runner
+unsandboxed but, as root, under the same unprivileged uid; every process of that uid is
+killed afterwards, so nothing it starts outlives the run.
 """
 
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -130,20 +136,70 @@ def bwrap_command(scratch: Path, slot: int, limits: Limits) -> list[str]:
     return command + [str(python), "-I", str(RUNNER), "/scratch"]
 
 
-def plain_command(scratch: Path) -> list[str]:
-    """--no-sandbox: the runner as a plain child process (limits still apply)."""
-    return [sys.executable, "-I", str(RUNNER), str(scratch)]
+def plain_command(scratch: Path, slot: int = 0, drop: bool = False) -> list[str]:
+    """No bwrap: the runner as a plain child process (limits still apply); with ``drop`` and
+    root, as the slot's unprivileged uid."""
+    command = [sys.executable, "-I", str(RUNNER), str(scratch)]
+    if drop and os.geteuid() == 0:
+        uid = str(BASE_UID + slot)
+        command = ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                   "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", *command]
+    return command
 
 
-def _limit(limits: Limits, sandboxed: bool) -> None:
-    """Runs in the child between fork and exec: resource limits, default SIGXFSZ."""
-    resource.setrlimit(resource.RLIMIT_AS, (limits.memory, limits.memory))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_CAP, FILE_CAP))
+def others_can_run_python() -> bool:
+    """Whether a user other than the owner can reach this Python and the cnnlab package (every
+    folder above them searchable by others), as an unprivileged uid must to run the runner."""
+    for path in [*python_prefixes(), PACKAGE_DIR]:
+        for folder in (path, *path.parents):
+            if not folder.stat().st_mode & 0o001:
+                return False
+    return True
+
+
+def _user_tasks(uid: int) -> int:
+    """How many tasks (processes and threads) the uid runs now, read from /proc."""
+    count = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines()
+                          if ":" in line)
+            if int(fields["Uid"].split()[0]) == uid:
+                count += int(fields.get("Threads", "1"))
+        except (OSError, ValueError, KeyError):
+            continue
+    return count
+
+
+def _task_limit(limits: Limits, own_uid: bool) -> int:
+    """RLIMIT_NPROC for the run: per uid, so only the budget when the uid is the run's own."""
+    return limits.processes if own_uid else _user_tasks(os.getuid()) + limits.processes
+
+
+def limit_prefix(limits: Limits, own_uid: bool) -> list[str]:
+    """``prlimit`` options that apply ``limits`` to the command that follows."""
     cpu = int(limits.timeout) + 5
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if sandboxed and os.geteuid() == 0:
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+    return ["/usr/bin/prlimit" if Path("/usr/bin/prlimit").exists() else "prlimit",
+            f"--as={limits.memory}", f"--fsize={FILE_CAP}", f"--cpu={cpu}:{cpu + 5}",
+            "--core=0", f"--nproc={_task_limit(limits, own_uid)}", "--"]
+
+
+def kill_uid(uid: int, rounds: int = 20) -> None:
+    """Kill every process of ``uid`` (as root; a fork bomb is bounded by the task limit)."""
+    for _ in range(rounds):
+        found = False
+        for status in Path("/proc").glob("[0-9]*/status"):
+            try:
+                text = status.read_text()
+                uids = next(ln for ln in text.splitlines() if ln.startswith("Uid:")).split()[1:]
+                if str(uid) in uids:
+                    found = True
+                    os.kill(int(status.parent.name), signal.SIGKILL)
+            except (OSError, ValueError, StopIteration):
+                continue
+        if not found:
+            return
+        time.sleep(0.05)
 
 
 def _kill(process: subprocess.Popen) -> None:
@@ -169,18 +225,23 @@ def read_tail(path: Path, cap: int = LOG_CAP) -> str:
         return ""
 
 
-def run(scratch: Path, limits: Limits, slot: int = 0, sandboxed: bool = True) -> RunResult:
-    """Run the runner on ``scratch`` under the sandbox (or not), wait at most the timeout."""
+def run(scratch: Path, limits: Limits, slot: int = 0, sandboxed: bool = True,
+        drop: bool = False) -> RunResult:
+    """Run the runner on ``scratch`` under the sandbox (or not), wait at most the timeout.
+
+    ``drop`` (no sandbox only): as root, run as the slot's uid and kill that uid afterwards."""
     start = time.monotonic()
-    command = bwrap_command(scratch, slot, limits) if sandboxed else plain_command(scratch)
+    own_uid = os.geteuid() == 0 and (sandboxed or drop)
+    command = bwrap_command(scratch, slot, limits) if sandboxed else \
+        plain_command(scratch, slot, drop)
+    command = limit_prefix(limits, own_uid) + command
     env = {**ENV_KEEP, "OMP_NUM_THREADS": str(limits.threads), "HOME": str(scratch),
            "TMPDIR": str(scratch)} if not sandboxed else {"PATH": "/usr/bin:/bin"}
     log = scratch.parent / "log.txt"
     with open(log, "wb") as out:
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            cwd=scratch, env=env, start_new_session=True,
-            preexec_fn=lambda: _limit(limits, sandboxed))  # noqa: PLW1509
+            cwd=scratch, env=env, start_new_session=True)
         RUNNING.add(process)
         try:
             process.wait(timeout=limits.timeout)
@@ -189,6 +250,8 @@ def run(scratch: Path, limits: Limits, slot: int = 0, sandboxed: bool = True) ->
             status = "timeout"
         finally:
             _kill(process)
+            if own_uid and not sandboxed:
+                kill_uid(BASE_UID + slot)  # no PID namespace: find its processes by uid
             RUNNING.discard(process)
     return RunResult(status, process.returncode, read_tail(log), time.monotonic() - start)
 
