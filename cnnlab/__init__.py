@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 # the modules whose ``__all__`` make up the API, bottom-up (see ARCHITECTURE in the README)
-_MODULES = ("shapes", "ops", "backward", "images", "data", "models", "train", "layers",
-            "alexnet", "first_layer", "diagrams", "plotting", "widgets", "animations",
-            "exercises")
+_MODULES = ("shapes", "ops", "backward", "images", "data", "models", "train", "alexnet",
+            "first_layer", "diagrams", "plotting", "widgets", "animations", "exercises")
 
 if TYPE_CHECKING:
     from cnnlab.alexnet import *  # noqa: F403
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
     from cnnlab.exercises import *  # noqa: F403
     from cnnlab.first_layer import *  # noqa: F403
     from cnnlab.images import *  # noqa: F403
-    from cnnlab.layers import *  # noqa: F403
     from cnnlab.models import *  # noqa: F403
     from cnnlab.ops import *  # noqa: F403
     from cnnlab.plotting import *  # noqa: F403

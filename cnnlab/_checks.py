@@ -175,7 +175,10 @@ def as_float_tensor(value: Any, name: str, where: str) -> torch.Tensor:
             as_array(value, name, where)  # raises the teaching TypeError
         tensor = value.detach().cpu()
     else:
-        tensor = torch.from_numpy(np.ascontiguousarray(as_array(value, name, where)))
+        array = np.ascontiguousarray(as_array(value, name, where))
+        if not array.flags.writeable:  # torch warns on read-only buffers (scikit-learn's images)
+            array = array.copy()
+        tensor = torch.from_numpy(array)
     if tensor.dtype == torch.uint8:
         return tensor.float() / 255.0
     return tensor.float()

@@ -25,7 +25,6 @@ from torch import nn
 
 from cnnlab import paths
 from cnnlab._checks import describe, message
-from cnnlab.layers import format_layer_table, layer_table  # noqa: F401  (lesson 07 imports them here)
 from cnnlab.network import PROBE_TIMEOUT, reachable
 
 _HOW_TO_GET = (

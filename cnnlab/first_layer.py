@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab._checks import describe, message
+from cnnlab.images import rgb_to_gray
 
 __all__ = ["FirstLayerNet", "load_first_layer_net", "roughness", "train_first_layer"]
 
@@ -136,13 +137,12 @@ def training_photos() -> dict[str, torch.Tensor]:
     """The training images, name -> (3, H, W) in [0, 1]: cnnlab's photos and sklearn's two."""
     from sklearn.datasets import load_sample_images
 
-    from cnnlab.images import list_images, load_image
+    from cnnlab.images import list_images, load_image, to_nchw
 
     photos = {name: load_image(name) for name in list_images()}
     sample = load_sample_images()
     for file, array in zip(sample.filenames, sample.images, strict=True):
-        name = "sklearn:" + Path(file).stem
-        photos[name] = torch.from_numpy(np.array(array)).permute(2, 0, 1) / 255.0
+        photos["sklearn:" + Path(file).stem] = to_nchw(array)[0]  # HWC uint8 -> CHW in [0, 1]
     return photos
 
 
@@ -177,7 +177,7 @@ def random_crops(photos: list[torch.Tensor], n: int, generator: torch.Generator)
         grid = F.affine_grid(theta, [idx.numel(), 3, CROP, CROP], align_corners=False)
         crops[idx] = F.grid_sample(photo.expand(idx.numel(), -1, -1, -1), grid,
                                    mode="bilinear", align_corners=False)
-    gray = (crops * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    gray = rgb_to_gray(crops)
     saturation = uniform(0.0, 1.6).view(n, 1, 1, 1) * (torch.rand(n, 1, 1, 1,
                                                                   generator=generator) > 0.2)
     crops = gray + saturation * (crops - gray)

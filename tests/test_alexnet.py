@@ -1,4 +1,4 @@
-"""Tests for cnnlab.alexnet and cnnlab.layers: loading with and without the ImageNet weights,
+"""Tests for cnnlab.alexnet: loading with and without the ImageNet weights,
 offline behaviour, AlexNet's layer table and its shapes on a 350x210 image. Nothing here uses the
 network."""
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import cnnlab
 from cnnlab import alexnet as ax
 from cnnlab.alexnet import (
     RandomWeightsWarning,
@@ -19,7 +20,6 @@ from cnnlab.alexnet import (
     weights_filename,
     weights_path,
 )
-from cnnlab.layers import format_layer_table, layer_table
 
 ALEXNET_PARAMS = 61_100_840
 
@@ -222,15 +222,14 @@ def test_cli_download_reports_failure(empty_torch_home, offline, capsys):
 # ---------------------------------------------------------------- architecture facts
 
 def test_parameter_table_sums_to_61_100_840(model):
-    rows = layer_table(model)
-    assert sum(row.params for row in rows) == ALEXNET_PARAMS
+    import torchinfo  # the table lesson 07 prints
+
+    summary = torchinfo.summary(model, verbose=0)
+    assert summary.total_params == ALEXNET_PARAMS
     assert sum(p.numel() for p in model.parameters()) == ALEXNET_PARAMS
-    by_name = {row.name: row for row in rows}
-    assert by_name["features.0"].params == (3 * 11 * 11 + 1) * 64 == 23_296
-    assert by_name["classifier.1"].params == (9216 + 1) * 4096
-    assert by_name["features.2"].params == 0 and by_name["features.2"].layer.startswith("MaxPool")
-    assert [row.name for row in rows][:3] == ["features.0", "features.1", "features.2"]
-    assert all(row.output_shape is None for row in rows)
+    assert cnnlab.count_params(model.features[0]) == (3 * 11 * 11 + 1) * 64 == 23_296
+    assert cnnlab.count_params(model.classifier[1]) == (9216 + 1) * 4096
+    assert cnnlab.count_params(model.features[2]) == 0  # max pooling
 
 
 def test_shapes_on_a_350x210_image(model):
@@ -239,33 +238,3 @@ def test_shapes_on_a_350x210_image(model):
         assert tuple(model.features[0](x).shape) == (1, 64, 86, 51)
         assert tuple(model.features(x).shape) == (1, 256, 9, 5)
         assert tuple(model(x).shape) == (1, 1000)
-    rows = {row.name: row for row in layer_table(model, (1, 3, 350, 210))}
-    assert rows["features.0"].output_shape == (1, 64, 86, 51)
-    assert rows["features.12"].output_shape == (1, 256, 9, 5)
-    assert rows["classifier.6"].output_shape == (1, 1000)
-
-
-def test_format_layer_table(model):
-    text = format_layer_table(layer_table(model, (1, 3, 224, 224)))
-    lines = text.splitlines()
-    assert lines[0].split()[:3] == ["layer", "module", "params"]
-    assert lines[-1].split() == ["total", "61,100,840"]
-    assert "1 x 64 x 55 x 55" in text and "23,296" in text
-    assert len(lines) == 2 + 21 + 2
-
-
-def test_layer_table_input_checks(model):
-    with pytest.raises(TypeError, match="nn.Module"):
-        layer_table("alexnet")
-    with pytest.raises(ValueError, match="input_shape"):
-        layer_table(model, (1, 3, 224.0, 224))
-    with pytest.raises(ValueError, match="input_shape"):
-        layer_table(model, ())
-
-
-def test_layer_table_on_a_small_model():
-    net = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.Flatten(),
-                              torch.nn.Linear(3 * 4 * 4, 2))
-    rows = layer_table(net, (5, 1, 6, 6))
-    assert [(r.name, r.params, r.output_shape) for r in rows] == [
-        ("0", 30, (5, 3, 4, 4)), ("1", 0, (5, 48)), ("2", 98, (5, 2))]

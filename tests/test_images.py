@@ -164,3 +164,15 @@ def test_to_hwc_errors():
         to_hwc(torch.rand(7, 10, 10))
     with pytest.raises(ValueError, match="rank"):
         to_hwc(np.ones(5))
+
+
+def test_to_nchw_takes_read_only_arrays_without_a_warning():
+    import warnings
+
+    photo = np.zeros((6, 5, 3), dtype=np.uint8)
+    photo[0, 0] = 255
+    photo.flags.writeable = False  # as scikit-learn's sample images are
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = to_nchw(photo)
+    assert out.shape == (1, 3, 6, 5) and out[0, :, 0, 0].tolist() == [1.0, 1.0, 1.0]
