@@ -136,8 +136,11 @@ def download_alexnet(timeout: float = PROBE_TIMEOUT) -> Path:
             f"{path.name} from a machine that has it into {path.parent}.")
     try:
         _imagenet_weights().get_state_dict(progress=True, check_hash=True)
-    except Exception as error:
-        raise OSError(f"downloading {url} into {path.parent} failed: {error}") from error
+    except Exception as error:  # URLError, hash mismatch (RuntimeError), disk full...
+        error.add_note(f"cnnlab: downloading {url} into {path.parent} failed; run `cnnlab "
+                       f"download alexnet` again, or copy {path.name} there from a machine "
+                       "that has it")
+        raise
     return path
 
 

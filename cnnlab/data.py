@@ -244,7 +244,10 @@ def _fetch(name: str, root: Path, timeout: float) -> None:
         for train in (True, False):
             dataset_class(root=str(root), train=train, download=True)
     except Exception as error:  # torchvision raises RuntimeError, URLError, OSError...
-        raise RuntimeError(f"downloading {name} into {root} failed: {error}") from error
+        error.add_note(f"cnnlab: downloading {name} into {root} failed; run `cnnlab download "
+                       f"{name}` again, or copy {root / TORCHVISION_SETS[name][1]} from a "
+                       "machine that has it")
+        raise
 
 
 def download_dataset(name: str, root: str | Path | None = None, timeout: float = 5.0) -> Path:

@@ -31,9 +31,9 @@ def main(argv: Sequence[str] = ()) -> int:
                 from cnnlab.data import download_dataset
 
                 where = download_dataset(target)
-        except (OSError, RuntimeError) as error:
+        except Exception as error:  # noqa: BLE001 - one failed download must not stop the rest
             failures += 1
-            print(f"{target}: FAILED: {error}")
+            print(f"{target}: FAILED: " + " ".join([str(error), *getattr(error, "__notes__", [])]))
         else:
             print(f"{target}: ready in {where}")
     return 1 if failures else 0

@@ -200,16 +200,22 @@ def test_download_goes_through_torch_hub_into_its_cache(empty_torch_home, monkey
     assert seen["socket_timeout"] is None
 
 
-def test_download_failure_becomes_oserror(empty_torch_home, monkeypatch):
+def test_download_failure_keeps_its_type_and_gains_a_note(empty_torch_home, monkeypatch,
+                                                         capsys):
+    from cnnlab.downloads import main
+
     monkeypatch.setattr(ax, "reachable", lambda url, timeout: True)
 
     def broken(*args, **kwargs):
         raise RuntimeError("invalid hash value")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", broken)
-    with pytest.raises(OSError, match="invalid hash value"):
+    with pytest.raises(RuntimeError, match="invalid hash value") as caught:
         download_alexnet()
+    assert any("cnnlab download alexnet" in note for note in caught.value.__notes__)
     assert not weights_path().exists()
+    assert main(["alexnet"]) == 1  # the command reports it with the note, and goes on
+    assert "FAILED: invalid hash value cnnlab: downloading" in capsys.readouterr().out
 
 
 def test_cli_download_reports_failure(empty_torch_home, offline, capsys):

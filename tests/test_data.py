@@ -296,3 +296,17 @@ def test_download_dataset_returns_the_folder_when_files_present(tmp_path, monkey
     _write_mnist(tmp_path, "MNIST")
     monkeypatch.setattr(data, "reachable", lambda url, timeout: True)
     assert download_dataset("mnist", root=tmp_path) == tmp_path / "MNIST"  # nothing to fetch
+
+
+def test_failed_dataset_download_keeps_its_type_and_gains_a_note(tmp_path, monkeypatch):
+    from urllib.error import URLError
+
+    class Broken:
+        def __init__(self, **kwargs):
+            raise URLError("connection reset")
+
+    monkeypatch.setattr(data, "reachable", lambda url, timeout: True)
+    monkeypatch.setattr(data, "_torchvision_class", lambda name: Broken)
+    with pytest.raises(URLError, match="connection reset") as caught:
+        download_dataset("fashion-mnist", root=tmp_path)
+    assert any("cnnlab download fashion-mnist" in note for note in caught.value.__notes__)
