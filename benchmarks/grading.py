@@ -1,7 +1,8 @@
 """Throughput of `cnnlab grade` with the sandbox on, and the sandbox's own overhead.
 
 Builds the lab with `cnnlab assign` (or reuses --dist), writes N submissions (half the
-solution notebook, half the blank student notebook), grades them in one `cnnlab grade` run
+solution notebook, half the blank student notebook; all solutions with --all-correct), grades
+them in one `cnnlab grade` run
 with the bwrap sandbox and in one with --no-sandbox, and prints submissions per minute for
 both; the difference per submission is what the sandbox costs. Every run is bounded by the
 grader's timeout.
@@ -67,6 +68,8 @@ def main() -> int:
     parser.add_argument("-n", type=int, default=20, help="submissions to grade")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--dist", type=Path, help="reuse this `cnnlab assign` output")
+    parser.add_argument("--all-correct", action="store_true",
+                        help="every submission answered (the worst case) instead of half blank")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cnnlab-bench-"))
     try:
@@ -79,7 +82,7 @@ def main() -> int:
         autograder = dist / args.lab / "autograder"
         files = []
         for i in range(args.n):
-            kind = "correct" if i % 2 == 0 else "blank"
+            kind = "correct" if i % 2 == 0 or args.all_correct else "blank"
             source = autograder / f"{args.lab}.ipynb" if kind == "correct" else \
                 dist / args.lab / "student" / f"{args.lab}.ipynb"
             files.append(str(shutil.copyfile(source, work / f"{kind}_{i:03d}.ipynb")))
@@ -87,7 +90,8 @@ def main() -> int:
         plain, plain_cpu = _grade(files, autograder, work / "plain.csv", args.jobs, False)
         empty = _bwrap_true()
         load = os.getloadavg()[0]
-        print(f"{args.lab}: {args.n} submissions (half correct, half blank), --jobs "
+        mix = "all correct" if args.all_correct else "half correct, half blank"
+        print(f"{args.lab}: {args.n} submissions ({mix}), --jobs "
               f"{args.jobs}, load average {load:.1f} on {os.cpu_count()} cores")
         print(f"  sandboxed:  {sandboxed:6.1f} s = {60 * args.n / sandboxed:5.1f} "
               "submissions/minute")
