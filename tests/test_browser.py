@@ -15,6 +15,8 @@ fail: CI installs chromium itself.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import socket
@@ -27,9 +29,12 @@ from pathlib import Path
 
 import pytest
 
+from cnnlab.grading import assign
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts" / "browser"
 LESSONS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+LABS = sorted(p.stem for p in (ROOT / "notebooks" / "labs").glob("lab*.ipynb"))
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TOKEN = "cnnlab-browser-check"
@@ -50,6 +55,11 @@ CELLS_JS = """() => {
                 .map(o => o.ename + ': ' + o.evalue),
   }));
 }"""
+OUTPUT_TEXT_JS = """() => window.jupyterapp.shell.currentWidget.content.widgets
+  .filter(c => c.model.type === 'code')
+  .flatMap(c => c.model.outputs.toJSON())
+  .map(o => [].concat(o.text || (o.data && o.data['text/plain']) || []).join(''))
+  .join('\\n')"""
 BUSY_JS = """() => {
   const panel = window.jupyterapp.shell.currentWidget;
   const busy = panel.sessionContext.session?.kernel?.status !== 'idle';
@@ -88,6 +98,11 @@ def lab_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if (ROOT / "img").is_dir():
         shutil.copytree(ROOT / "img", root / "img")
     shutil.copy(FIXTURE, root / "notebooks" / FIXTURE.name)
+    for lab in LABS:  # what students open: the student notebooks `cnnlab assign` writes
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert assign.assign_main([str(ROOT / "notebooks" / "labs" / f"{lab}.ipynb"),
+                                       "--out", str(root / "dist")]) == 0
+        shutil.copytree(root / "dist" / lab / "student", root / "notebooks" / lab)
     port = _free_port()
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(root / ".jupyter-config"),
            "JUPYTER_RUNTIME_DIR": str(root / ".jupyter-runtime")}
@@ -186,6 +201,26 @@ def _close(page) -> None:
 def test_lesson_runs_in_jupyterlab(browser: object, lab_url: str, lesson: str) -> None:
     problems = _problems(browser, lab_url, lesson)
     assert not problems, f"{lesson}: " + "; ".join(problems)
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_student_lab_runs_in_jupyterlab(browser: object, lab_url: str, lab: str) -> None:
+    """The handed-out notebook, unanswered: every cell runs and the checks say what is missing."""
+    page = _open(browser, lab_url, f"{lab}/{lab}.ipynb")
+    try:
+        time.sleep(1.5)
+        assert not page.evaluate("() => window.jupyterapp.shell.currentWidget.context.model"
+                                 ".dirty"), "opening it marks it modified"
+        _run_all(page)
+        cells = page.evaluate(CELLS_JS)
+        text = page.evaluate(OUTPUT_TEXT_JS)  # from the model: the view shows only some cells
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{lab}_student.png"), full_page=True)
+    finally:
+        _close(page)
+    assert all(c["count"] is not None for c in cells)
+    assert not [c for c in cells if c["errors"]], [c["errors"] for c in cells if c["errors"]]
+    assert "q1:" in text and "public checks failed" in text
 
 
 def test_the_check_catches_a_broken_lesson(browser: object, lab_url: str) -> None:
