@@ -302,15 +302,20 @@ def test_report_escapes_formulas_and_keeps_rows_until_finished(tmp_path):
     assert parsed[1] == ["'=HYPERLINK(1)", "2", "2", "2", "ok", "'-2 points\r@x"]
 
 
-def test_student_check_prints_one_line_or_a_few_per_failure(dist, capsys):
-    folder = dist["dist"] / "lab1_convolution" / "student"
-    grader = check.Checker("lab1_convolution", folder)
-    solution = _nb(dist["dist"] / "lab1_convolution" / "autograder" / "lab1_convolution.ipynb")
+def _checker_and_solution(dist: dict, lab: str) -> tuple[check.Checker, dict]:
+    """A student's Checker for ``lab`` and the namespace of the master's solution cells."""
+    grader = check.Checker(lab, dist["dist"] / lab / "student")
     namespace: dict = {}
-    for cell in solution["cells"]:
-        text = "".join(cell["source"])
-        if cell["cell_type"] == "code" and "grader" not in text:
-            exec(text, namespace)  # the master's own solution (trusted)
+    with contextlib.redirect_stdout(io.StringIO()):  # what the solution cells print
+        for cell in _nb(dist["dist"] / lab / "autograder" / f"{lab}.ipynb")["cells"]:
+            text = "".join(cell["source"])
+            if cell["cell_type"] == "code" and "grader" not in text:
+                exec(text, namespace)  # the master's own solution (trusted)
+    return grader, namespace
+
+
+def test_student_check_prints_one_line_or_a_few_per_failure(dist, capsys):
+    grader, namespace = _checker_and_solution(dist, "lab1_convolution")
     grader.check("q1", namespace)
     assert capsys.readouterr().out.count("\n") == 1 and grader.passed
     namespace["corr2d"] = lambda image, kernel: np.zeros((2, 2))
@@ -447,15 +452,7 @@ def test_lab3_partial_credit_follows_the_mistake(graded_lab3):
 
 
 def test_lab3_public_checks_are_short(dist, capsys):
-    folder = dist["dist"] / "lab3_backward" / "student"
-    grader = check.Checker("lab3_backward", folder)
-    solution = _nb(dist["dist"] / "lab3_backward" / "autograder" / "lab3_backward.ipynb")
-    namespace: dict = {}
-    for cell in solution["cells"]:
-        text = "".join(cell["source"])
-        if cell["cell_type"] == "code" and "grader" not in text:
-            exec(text, namespace)  # the master's own solution (trusted)
-    capsys.readouterr()  # what the solution cells printed
+    grader, namespace = _checker_and_solution(dist, "lab3_backward")
     for question in ("q1", "q2", "q3", "q4", "q5", "q6"):
         grader.check(question, namespace)
         assert capsys.readouterr().out.count("\n") == 1, question
