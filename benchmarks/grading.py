@@ -2,10 +2,9 @@
 
 Builds the lab with `cnnlab assign` (or reuses --dist), writes N submissions (half the
 solution notebook, half the blank student notebook; all solutions with --all-correct), grades
-them in one `cnnlab grade` run
-with the bwrap sandbox and in one with --no-sandbox, and prints submissions per minute for
-both; the difference per submission is what the sandbox costs. Every run is bounded by the
-grader's timeout.
+them in one `cnnlab grade` run with the bwrap sandbox and in one with --no-sandbox, and prints
+submissions per minute for both; the difference per submission is what the sandbox costs.
+Every run is bounded by the grader's timeout.
 
     python benchmarks/grading.py [--lab lab1_convolution] [-n 20] [--jobs 2] [--dist DIR]
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hostile_helpers import require_bwrap
 from notebook_text import NOTEBOOKS, cells, source, stored_text
 
 from cnnlab import cli
@@ -46,16 +47,6 @@ ROOT = Path(__file__).resolve().parents[1]
 LABS = ROOT / "notebooks" / "labs"
 LAB_NAMES = ("lab1_convolution", "lab2_build_a_cnn", "lab3_backward")
 CNNLAB = [sys.executable, "-c", "import sys; from cnnlab.cli import main; sys.exit(main())"]
-
-
-def require_bwrap() -> None:
-    """Fail in CI (it must exercise the real sandbox), skip elsewhere, when bwrap is missing."""
-    works, why = sandbox.check_bwrap()
-    if works:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the sandbox does not work in CI: {why}")
-    pytest.skip(why)
 
 
 def _sha(folder: Path) -> dict[str, str]:
@@ -358,16 +349,22 @@ def graded(dist, tmp_path_factory):
                                                  "lab2_build_a_cnn.ipynb")),
     }
     files["deep"].write_text('{"cells": ' + "[" * 50_000 + "]" * 50_000 + "}")
-    before = _sha(folder) | _sha(lab / "autograder")
-    out = folder / "out" / "grades.csv"
+    return _grade_batch(files, folder / "out" / "grades.csv", lab / "autograder",
+                        "--timeout", "20")
+
+
+def _grade_batch(files: dict[str, Path], out: Path, autograder: Path, *options: str) -> dict:
+    """`cnnlab grade` of ``files`` (by name, from their folder) with --jobs 2 into ``out``,
+    with hashes of the folder and the autograder before and after."""
+    folder = next(iter(files.values())).parent
+    before = _sha(folder) | _sha(autograder)
     done = subprocess.run(
         [*CNNLAB, "grade", *(p.name for p in files.values()), "--out", str(out),
-         "--autograder", str(lab / "autograder"), "--jobs", "2", "--timeout", "20"],
+         "--autograder", str(autograder), "--jobs", "2", *options],
         cwd=folder, capture_output=True, text=True, timeout=600)
     rows = {r["file"]: r for r in csv.DictReader(out.open())}
     return {"files": files, "rows": rows, "done": done, "before": before,
-            "after": _sha(folder) | _sha(lab / "autograder"),
-            "out": out}
+            "after": _sha(folder) | _sha(autograder), "out": out}
 
 
 def _row(graded, name):
@@ -423,16 +420,11 @@ def graded_lab3(dist, tmp_path_factory):
                              _nb(lab / "student" / "lab3_backward.ipynb"))}
     for name, (old, new) in edits.items():
         files[name] = _write(folder / f"{name}.ipynb", _edit(solution, old, new))
-    before = _sha(folder) | _sha(lab / "autograder")
-    out = folder / "grades.csv"
-    done = subprocess.run(
-        [*CNNLAB, "grade", *(p.name for p in files.values()), "--out", str(out),
-         "--lab", "lab3_backward", "--dist", str(dist["dist"]), "--jobs", "2"],
-        cwd=folder, capture_output=True, text=True, timeout=600)
-    rows = {r["file"]: r for r in csv.DictReader(out.open())}
-    return {"rows": {name: rows[p.name] for name, p in files.items()}, "done": done,
-            "unchanged": before == {k: v for k, v in (_sha(folder) | _sha(lab / "autograder"))
-                                    .items() if "grades.csv" not in k}}
+    run = _grade_batch(files, folder / "grades.csv", lab / "autograder")
+    return {"rows": {name: run["rows"][p.name] for name, p in files.items()},
+            "done": run["done"],
+            "unchanged": run["before"] == {k: v for k, v in run["after"].items()
+                                           if "grades.csv" not in k}}
 
 
 def test_lab3_partial_credit_follows_the_mistake(graded_lab3):

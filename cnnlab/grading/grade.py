@@ -108,13 +108,13 @@ def grade_one(path: Path, autograder: Autograder, limits: sandbox.Limits, slot: 
         (scratch / "submission.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
         (scratch / "plan.json").write_bytes(autograder.plan)
         (scratch / "plan.npz").write_bytes(autograder.plan_arrays)
-        if (sandboxed or drop) and os.geteuid() == 0:
-            uid = sandbox.BASE_UID + slot
+        uid = sandbox.student_uid(slot, sandboxed, drop)
+        if uid is not None:
             for item in (scratch, *scratch.iterdir()):
                 os.chown(item, uid, uid)
             if not sandboxed:
                 work.chmod(0o711)  # the uid reaches its scratch by path: traverse, not list
-        run = sandbox.run(scratch, limits, slot, sandboxed, drop=drop and not sandboxed)
+        run = sandbox.run(scratch, limits, slot, sandboxed, drop)
         sources = cell_sources(notebook)
         checks = {cid: static.RULES[c["static"]](sources, c["function"])[1]
                   for cid, c in autograder.lab["cases"].items() if c.get("static")}

@@ -129,22 +129,27 @@ def bwrap_command(scratch: Path, slot: int, limits: Limits) -> list[str]:
         command += ["--setenv", key, value]
     command.append("--")
     if root:
-        uid = str(BASE_UID + slot)
-        command += ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                    "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all"]
+        command += _as_uid(BASE_UID + slot)
     python = Path(sys.executable).resolve()
     return command + [str(python), "-I", str(RUNNER), "/scratch"]
 
 
-def plain_command(scratch: Path, slot: int = 0, drop: bool = False) -> list[str]:
-    """No bwrap: the runner as a plain child process (limits still apply); with ``drop`` and
-    root, as the slot's unprivileged uid."""
-    command = [sys.executable, "-I", str(RUNNER), str(scratch)]
-    if drop and os.geteuid() == 0:
-        uid = str(BASE_UID + slot)
-        command = ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                   "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", *command]
-    return command
+def _as_uid(uid: int) -> list[str]:
+    """setpriv options that run the command that follows as ``uid``, with no privileges."""
+    return ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+            "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all"]
+
+
+def student_uid(slot: int, sandboxed: bool, drop: bool = False) -> int | None:
+    """The unprivileged uid student code runs as (root grader, sandboxed or ``drop``), else
+    None: it then runs as the grader's own user."""
+    return BASE_UID + slot if os.geteuid() == 0 and (sandboxed or drop) else None
+
+
+def plain_command(scratch: Path, uid: int | None = None) -> list[str]:
+    """No bwrap: the runner as a plain child process (limits still apply), as ``uid`` if given."""
+    return [*(_as_uid(uid) if uid is not None else []), sys.executable, "-I", str(RUNNER),
+            str(scratch)]
 
 
 def others_can_run_python() -> bool:
@@ -157,48 +162,42 @@ def others_can_run_python() -> bool:
     return True
 
 
-def _user_tasks(uid: int) -> int:
-    """How many tasks (processes and threads) the uid runs now, read from /proc."""
-    count = 0
+def _processes_of(uid: int) -> list[tuple[int, int]]:
+    """(pid, number of threads) of every process whose real uid is ``uid``, from /proc."""
+    found = []
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             fields = dict(line.split(":", 1) for line in status.read_text().splitlines()
                           if ":" in line)
             if int(fields["Uid"].split()[0]) == uid:
-                count += int(fields.get("Threads", "1"))
+                found.append((int(status.parent.name), int(fields.get("Threads", "1"))))
         except (OSError, ValueError, KeyError):
-            continue
-    return count
+            continue  # the process ended while we read it
+    return found
 
 
-def _task_limit(limits: Limits, own_uid: bool) -> int:
-    """RLIMIT_NPROC for the run: per uid, so only the budget when the uid is the run's own."""
-    return limits.processes if own_uid else _user_tasks(os.getuid()) + limits.processes
-
-
-def limit_prefix(limits: Limits, own_uid: bool) -> list[str]:
-    """``prlimit`` options that apply ``limits`` to the command that follows."""
+def limit_prefix(limits: Limits, uid: int | None) -> list[str]:
+    """``prlimit`` options that apply ``limits`` to the command that follows. RLIMIT_NPROC
+    counts per uid: the whole budget for the run's own ``uid``, else on top of what the
+    grader's user already runs."""
+    tasks = limits.processes if uid is not None else \
+        sum(n for _, n in _processes_of(os.getuid())) + limits.processes
     cpu = int(limits.timeout) + 5
-    return ["/usr/bin/prlimit" if Path("/usr/bin/prlimit").exists() else "prlimit",
-            f"--as={limits.memory}", f"--fsize={FILE_CAP}", f"--cpu={cpu}:{cpu + 5}",
-            "--core=0", f"--nproc={_task_limit(limits, own_uid)}", "--"]
+    return [shutil.which("prlimit") or "prlimit", f"--as={limits.memory}", f"--fsize={FILE_CAP}",
+            f"--cpu={cpu}:{cpu + 5}", "--core=0", f"--nproc={tasks}", "--"]
 
 
 def kill_uid(uid: int, rounds: int = 20) -> None:
     """Kill every process of ``uid`` (as root; a fork bomb is bounded by the task limit)."""
     for _ in range(rounds):
-        found = False
-        for status in Path("/proc").glob("[0-9]*/status"):
-            try:
-                text = status.read_text()
-                uids = next(ln for ln in text.splitlines() if ln.startswith("Uid:")).split()[1:]
-                if str(uid) in uids:
-                    found = True
-                    os.kill(int(status.parent.name), signal.SIGKILL)
-            except (OSError, ValueError, StopIteration):
-                continue
+        found = _processes_of(uid)
         if not found:
             return
+        for pid, _ in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         time.sleep(0.05)
 
 
@@ -231,10 +230,9 @@ def run(scratch: Path, limits: Limits, slot: int = 0, sandboxed: bool = True,
 
     ``drop`` (no sandbox only): as root, run as the slot's uid and kill that uid afterwards."""
     start = time.monotonic()
-    own_uid = os.geteuid() == 0 and (sandboxed or drop)
-    command = bwrap_command(scratch, slot, limits) if sandboxed else \
-        plain_command(scratch, slot, drop)
-    command = limit_prefix(limits, own_uid) + command
+    uid = student_uid(slot, sandboxed, drop)
+    command = bwrap_command(scratch, slot, limits) if sandboxed else plain_command(scratch, uid)
+    command = limit_prefix(limits, uid) + command
     env = {**ENV_KEEP, "OMP_NUM_THREADS": str(limits.threads), "HOME": str(scratch),
            "TMPDIR": str(scratch)} if not sandboxed else {"PATH": "/usr/bin:/bin"}
     log = scratch.parent / "log.txt"
@@ -250,8 +248,8 @@ def run(scratch: Path, limits: Limits, slot: int = 0, sandboxed: bool = True,
             status = "timeout"
         finally:
             _kill(process)
-            if own_uid and not sandboxed:
-                kill_uid(BASE_UID + slot)  # no PID namespace: find its processes by uid
+            if uid is not None and not sandboxed:
+                kill_uid(uid)  # no PID namespace: find its processes by uid
             RUNNING.discard(process)
     return RunResult(status, process.returncode, read_tail(log), time.monotonic() - start)
 
