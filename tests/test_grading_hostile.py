@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import secrets
+import subprocess
 import sys
 import sysconfig
 from dataclasses import dataclass
@@ -33,6 +35,8 @@ from pathlib import Path
 
 import hostile_helpers as hh
 import pytest
+
+import cnnlab
 
 LAB = "lab1_convolution"
 TIMEOUT = 30  # seconds per submission; honest ones take a few
@@ -137,6 +141,17 @@ def _system_dirs() -> list[str]:
                    "/usr/bin", "/var/tmp", "/tmp", "/dev/shm"})
 
 
+def _environment_paths() -> list[str]:
+    """The grader's Python environment as its runner sees it: the prefixes (a venv and the
+    interpreter behind it), the folders on its isolated sys.path, and the cnnlab package."""
+    code = "import json, sys; print(json.dumps(sys.path))"
+    done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+             str(Path(cnnlab.__file__).resolve().parent), *json.loads(done.stdout)}
+    return sorted(p for p in paths if p and os.path.isabs(p) and os.path.exists(p))
+
+
 def _shortcut_notebooks(world: World) -> dict[str, dict]:
     """Correct submissions whose loop functions are replaced by vectorised shortcuts."""
     def replaced(make) -> list[str]:
@@ -189,6 +204,7 @@ def attack_run(world, baseline):
         "secret_name": "CNNLAB_HOSTILE_SECRET",
         "canary": str(world.canary), "canary_text": world.canary.read_text(),
         "home": str(world.home),
+        "real_home": pwd.getpwuid(os.getuid()).pw_dir, "env_paths": _environment_paths(),
         "write_targets": sorted([*(str(p) for p in paths.values()), str(world.canary),
                                  *(str(p) for p in (dist / LAB).rglob("*") if p.is_file()),
                                  str(out_dir / "last_week.csv")]),

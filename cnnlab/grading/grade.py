@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -85,6 +87,26 @@ def _lab_of(notebook: dict) -> str | None:
     return lab if isinstance(lab, str) else None
 
 
+MISSING_MODULE = re.compile(r"ModuleNotFoundError: No module named '([A-Za-z_][\w.]*)'")
+
+
+def grader_fault(errors: Sequence[str]) -> str:
+    """Why these errors are the grader's fault, or "": student code that could not import a
+    module this Python environment has means the sandbox lost the environment."""
+    for error in errors:
+        found = MISSING_MODULE.search(error)
+        top = found.group(1).split(".")[0] if found else ""
+        try:
+            has_it = bool(top) and importlib.util.find_spec(top) is not None
+        except (ImportError, ValueError):
+            has_it = False
+        if has_it:
+            return (f"grader fault: the sandbox could not import {top!r}, which the grader's "
+                    f"Python ({sys.executable}) has; run `cnnlab doctor` and grade again "
+                    "(no score given)")
+    return ""
+
+
 def grade_one(path: Path, autograder: Autograder, limits: sandbox.Limits, slot: int = 0,
               sandboxed: bool = True, drop: bool = False) -> Grade:
     """Grade one submission: copy it into a fresh scratch dir, run it sandboxed, score it here.
@@ -129,6 +151,12 @@ def grade_one(path: Path, autograder: Autograder, limits: sandbox.Limits, slot: 
             last = [ln for ln in run.log_tail.strip().splitlines() if ln.strip()][-1:] or [""]
             grade.status = "failed"
             grade.reason = f"{error}; exit status {run.returncode}; last output: {last[0][:100]}"
+            return grade
+        fault = grader_fault([str(c.get("error")) for c in cells]
+                             + [str(a) for a in answers.values()
+                                if isinstance(a, scoring.BadResults)])
+        if fault:
+            grade.status, grade.reason = "failed", fault
             return grade
         grade.scores, notes = scoring.score(autograder.lab, autograder.expected, answers,
                                             checks)

@@ -1,14 +1,17 @@
 """Run one submission's runner under bubblewrap, with limits, a wall timeout and capped logs.
 
 Inside the sandbox: no network, its own PID/IPC/UTS namespaces, a scrubbed environment,
-read-only binds of the system (/usr) and of the Python prefix and cnnlab package only, a fresh
-small /tmp, and one writable scratch directory (the copy of the submission and the plan).
+read-only binds of the system (/usr), of the grader's own Python environment (a venv as the venv,
+with the interpreter behind it and every folder on its isolated ``sys.path``) and of the cnnlab
+package only (of a home folder, just those paths show), a fresh small /tmp, and one writable
+scratch directory (the copy of the submission and the plan).
 Limits are set by util-linux's ``prlimit`` before bwrap starts (address space per process,
 file size, CPU seconds, core dumps, and the number of tasks), so nothing runs between fork and
 exec in the grader's threads; a wall timeout kills the sandbox's whole process tree. When the
-grader runs as root, the student's code runs as an unprivileged uid (one per worker slot) so
-that the task limit binds and nothing of root's is readable. Without root the task limit is
-the user's current task count plus ``Limits.processes`` (the limit counts all of the user's
+grader runs as root, the student's code runs as an unprivileged uid (one per worker slot, never
+one that another grader on the machine holds at the same time) so that the task limit binds
+and nothing of root's is readable. Without root the task limit is the user's current task
+count plus ``Limits.processes`` (the limit counts all of the user's
 tasks), which stops a fork bomb without touching what the user already runs.
 
 ``drop=True`` (Gradescope's container, where bwrap cannot create namespaces) runs the runner
@@ -18,11 +21,15 @@ killed afterwards, so nothing it starts outlives the run.
 
 from __future__ import annotations
 
+import fcntl
+import functools
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +44,9 @@ INSTALL_HINT = ("bubblewrap (bwrap) is needed to grade safely and was not found 
                 "Or pass --no-sandbox to run student code unconfined (only for code you trust).")
 LOG_CAP = 64 * 1024  # bytes of the runner's output kept for the reason column
 FILE_CAP = 64 * 2**20  # largest file the sandbox may write
-BASE_UID = 61000  # + worker slot, when the grader runs as root
+BASE_UID = 61000  # the first of the uids student code runs as, when the grader runs as root
+UID_COUNT = 4096  # how many of them graders on one machine share
+UID_LOCKS = Path("/run/cnnlab-grade")  # root-only: one lock file per uid in use
 ENV_KEEP = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
             "HOME": "/scratch", "TMPDIR": "/tmp", "MPLBACKEND": "Agg",
             "MPLCONFIGDIR": "/tmp/matplotlib", "PYTHONDONTWRITEBYTECODE": "1",
@@ -76,14 +85,35 @@ def parse_size(text: str) -> int:
         raise ValueError(f"--memory expects a size such as 4G or 512M, got {text!r}") from None
 
 
-def python_prefixes() -> list[Path]:
-    """The Python installation(s) the runner needs, real paths, without duplicates."""
-    found: list[Path] = []
-    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}:
-        path = Path(prefix).resolve()
-        if path != Path("/usr") and not any(path == p or p in path.parents for p in found):
-            found.append(path)
-    return sorted(found)
+def python_executable() -> str:
+    """The grader's interpreter as it was started: a venv's ``bin/python`` stays the venv's
+    (resolving its symlink would give the base interpreter, without the venv's packages)."""
+    return os.path.abspath(sys.executable) if sys.executable else sys.executable
+
+
+@functools.cache
+def python_paths() -> tuple[Path, ...]:
+    """Every folder the runner's Python reads, named as that Python names them: its prefixes
+    (a venv and the interpreter behind it) and the folders on its isolated ``sys.path``
+    (standard library, site-packages, and folders that ``.pth`` files add). Outermost only,
+    without ``/usr`` (bound as a whole)."""
+    found = {Path(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
+                               sys.base_exec_prefix)}
+    try:  # -I as in the sandbox: no current folder, no PYTHONPATH, no user site
+        done = subprocess.run(
+            [python_executable(), "-I", "-c", "import json, sys; print(json.dumps(sys.path))"],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+            env={"PATH": "/usr/bin:/bin"})
+        found |= {Path(p) for p in json.loads(done.stdout) if isinstance(p, str)}
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        pass  # the prefixes alone: site-packages lie inside them
+    keep: list[Path] = []
+    for path in sorted(p for p in found if p.is_absolute() and p.exists()):
+        if Path("/usr") in (path, *path.parents):
+            continue
+        if not any(k == path or k in path.parents for k in keep):
+            keep.append(path)
+    return tuple(keep)
 
 
 def _ancestors(paths: list[Path]) -> list[Path]:
@@ -98,7 +128,7 @@ def _ancestors(paths: list[Path]) -> list[Path]:
 def bwrap_command(scratch: Path, slot: int, limits: Limits) -> list[str]:
     """The bwrap command line that runs the runner on ``scratch`` (see the module docstring)."""
     bwrap = shutil.which("bwrap") or "bwrap"
-    binds = python_prefixes() + [PACKAGE_DIR]
+    binds = [*python_paths(), PACKAGE_DIR]
     command = [bwrap, "--die-with-parent", "--new-session", "--clearenv",
                "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
                "--unshare-cgroup-try", "--ro-bind", "/usr", "/usr"]
@@ -117,8 +147,8 @@ def bwrap_command(scratch: Path, slot: int, limits: Limits) -> list[str]:
     for folder in _ancestors(binds):
         if not any(folder == b or b in folder.parents for b in binds):
             command += ["--perms", "0755", "--dir", str(folder)]
-    for path in binds:
-        command += ["--ro-bind", str(path), str(path)]
+    for path in binds:  # at the path Python uses, from wherever a symlink there leads
+        command += ["--ro-bind", str(path.resolve()), str(path)]
     command += ["--bind", str(scratch), "/scratch", "--chdir", "/scratch"]
     env = dict(ENV_KEEP, OMP_NUM_THREADS=str(limits.threads),
                MKL_NUM_THREADS=str(limits.threads), OPENBLAS_NUM_THREADS=str(limits.threads))
@@ -129,9 +159,8 @@ def bwrap_command(scratch: Path, slot: int, limits: Limits) -> list[str]:
         command += ["--setenv", key, value]
     command.append("--")
     if root:
-        command += _as_uid(BASE_UID + slot)
-    python = Path(sys.executable).resolve()
-    return command + [str(python), "-I", str(RUNNER), "/scratch"]
+        command += _as_uid(slot_uid(slot))
+    return command + [python_executable(), "-I", str(RUNNER), "/scratch"]
 
 
 def _as_uid(uid: int) -> list[str]:
@@ -140,22 +169,55 @@ def _as_uid(uid: int) -> list[str]:
             "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all"]
 
 
+_CLAIMED: dict[int, tuple[int, int]] = {}  # worker slot -> (uid, fd of its held lock)
+_CLAIM_LOCK = threading.Lock()
+
+
+def slot_uid(slot: int) -> int:
+    """The uid of a worker slot, as root: one no other grader on this machine holds (a lock
+    file per uid, held until this process ends), so that two `cnnlab grade` runs at once
+    never share a task limit or kill each other's processes."""
+    with _CLAIM_LOCK:
+        if slot in _CLAIMED:
+            return _CLAIMED[slot][0]
+        try:
+            UID_LOCKS.mkdir(mode=0o700, exist_ok=True)
+        except OSError:  # no /run to share: this grader alone, one uid per slot
+            _CLAIMED[slot] = (BASE_UID + slot, -1)
+            return BASE_UID + slot
+        taken = {uid for uid, _ in _CLAIMED.values()}
+        for uid in range(BASE_UID, BASE_UID + UID_COUNT):
+            if uid in taken:
+                continue
+            fd = os.open(UID_LOCKS / f"uid-{uid}.lock",
+                         os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            _CLAIMED[slot] = (uid, fd)
+            return uid
+    raise RuntimeError(f"all {UID_COUNT} grading uids from {BASE_UID} are held by other "
+                       f"graders (lock files in {UID_LOCKS})")
+
+
 def student_uid(slot: int, sandboxed: bool, drop: bool = False) -> int | None:
     """The unprivileged uid student code runs as (root grader, sandboxed or ``drop``), else
     None: it then runs as the grader's own user."""
-    return BASE_UID + slot if os.geteuid() == 0 and (sandboxed or drop) else None
+    return slot_uid(slot) if os.geteuid() == 0 and (sandboxed or drop) else None
 
 
 def plain_command(scratch: Path, uid: int | None = None) -> list[str]:
     """No bwrap: the runner as a plain child process (limits still apply), as ``uid`` if given."""
-    return [*(_as_uid(uid) if uid is not None else []), sys.executable, "-I", str(RUNNER),
-            str(scratch)]
+    return [*(_as_uid(uid) if uid is not None else []), python_executable(), "-I",
+            str(RUNNER), str(scratch)]
 
 
 def others_can_run_python() -> bool:
     """Whether a user other than the owner can reach this Python and the cnnlab package (every
     folder above them searchable by others), as an unprivileged uid must to run the runner."""
-    for path in [*python_prefixes(), PACKAGE_DIR]:
+    for path in [*python_paths(), PACKAGE_DIR]:
         for folder in (path, *path.parents):
             if not folder.stat().st_mode & 0o001:
                 return False
