@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -134,7 +135,10 @@ def test_help_and_unknown_command(capsys):
 
 
 def test_console_script_is_installed():
-    out = subprocess.run(["cnnlab", "doctor"], capture_output=True, text=True, timeout=60)
+    # beside this Python: found whether or not the venv is activated (on PATH)
+    script = Path(sysconfig.get_path("scripts")) / "cnnlab"
+    assert script.is_file(), f"no console script at {script}: pip install -e .[dev]"
+    out = subprocess.run([str(script), "doctor"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "torch" in out.stdout
 

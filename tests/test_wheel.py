@@ -1,9 +1,12 @@
 """The built wheel works outside the checkout: photos as package data, `cnnlab doctor`, lesson 01.
 
 The wheel is built from a copy of the package (so nothing is written into the checkout),
-installed into a fresh virtualenv that reuses this environment's torch & co.
-(``--system-site-packages``: installing torch again would cost gigabytes), and everything runs
-from a folder outside the checkout, with PYTHONPATH cleared. No network is needed.
+installed into a fresh virtualenv that reuses the packages of the environment running the tests
+(torch, ipykernel & co., through a ``.pth`` file naming its site-packages: installing torch again
+would cost gigabytes), and everything runs from a folder outside the checkout, with PYTHONPATH
+cleared. That environment may be a venv or the machine's interpreter; either way, the new venv
+sees its packages but not its editable cnnlab (a ``.pth`` path line runs no import hook). No
+network is needed.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import site
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -49,8 +54,13 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
           "-q", "-w", tmp / "dist"], env, tmp)
     (wheel,) = (tmp / "dist").glob("cnnlab-*.whl")
     venv = tmp / "venv"
-    _run([sys.executable, "-m", "venv", "--system-site-packages", venv], env, tmp)
+    _run([sys.executable, "-m", "venv", "--without-pip", venv], env, tmp)
     python = venv / "bin" / "python"
+    purelib = _run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                   env, tmp).strip()
+    ours = dict.fromkeys([*site.getsitepackages(), sysconfig.get_path("purelib"),
+                          sysconfig.get_path("platlib")])
+    (Path(purelib) / "_test_env.pth").write_text("".join(f"{p}\n" for p in ours))
     _run([python, "-m", "pip", "install", "--no-deps", "--force-reinstall", "-q", wheel], env, tmp)
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
     work = tmp / "work"  # the current directory of every run: outside the checkout
@@ -103,7 +113,7 @@ def test_lesson_01_runs_against_the_wheel(installed):
     _run([installed.python, "-m", "ipykernel", "install", "--prefix", kernels, "--name",
           "cnnlab-wheel"], installed.env, installed.work)
     env = {**installed.env, "JUPYTER_PATH": str(kernels / "share" / "jupyter")}
-    _run([installed.python, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+    _run([installed.python, "-m", "nbconvert", "--to", "notebook", "--execute",
           "--ExecutePreprocessor.kernel_name=cnnlab-wheel", "--ExecutePreprocessor.timeout=300",
           "--output", "executed", lesson], env, installed.work)
     executed = json.loads((installed.work / "executed.ipynb").read_text())
