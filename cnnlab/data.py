@@ -184,8 +184,9 @@ def load_digits(
     CNN with two 2x2 pools (16 -> 8 -> 4). The split is stratified (every digit in the same
     proportion in train and test) and fixed by ``seed``.
 
-    Returns ``(train, test)``: :class:`ImageData` of (N, 1, size, size) float32 images and
-    int64 labels 0-9, with ``classes`` = ["0", ..., "9"].
+    Returns ``(train, test)``: :class:`ImageData` of (N, 1, size, size) images and int64
+    labels 0-9, with ``classes`` = ["0", ..., "9"]. Images have torch's default dtype: float32,
+    or float64 after ``torch.set_default_dtype(torch.float64)`` (as lesson 06 trains).
     """
     where = "load_digits"
     size = as_int(size, "size", where, 8)
@@ -197,7 +198,7 @@ def load_digits(
     from sklearn.model_selection import train_test_split
 
     digits = sklearn_digits()
-    images = torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0  # (N, 1, 8, 8)
+    images = torch.tensor(digits.images, dtype=torch.get_default_dtype())[:, None] / 16.0
     if size != 8:
         images = torch.nn.functional.interpolate(
             images, size=(size, size), mode="bilinear", align_corners=False

@@ -9,7 +9,10 @@ Determinism: ``fit`` shuffles with its own ``torch.Generator`` seeded by ``seed`
 inside ``torch.random.fork_rng`` seeded by ``seed`` too, so dropout is repeatable and the
 caller's global random state is left as it was. The model's initial weights are the caller's
 business: call ``torch.manual_seed(...)`` before building it. Same seed, same initial weights,
-same machine and thread count: identical histories.
+same machine and thread count: identical histories. Across machines, float32 training amplifies
+the last-bit differences between CPU kernels (AVX-512, AVX2, ARM) until a few predictions
+change; a float64 model (``torch.set_default_dtype(torch.float64)`` before building it) keeps
+them around 1e-15, far below any digit a lesson prints.
 """
 
 from __future__ import annotations
@@ -145,6 +148,20 @@ def _forward(model: nn.Module, images: torch.Tensor, where: str) -> torch.Tensor
         raise
 
 
+def _to_model(images: torch.Tensor, device: torch.device, dtype: torch.dtype | None
+              ) -> torch.Tensor:
+    """A batch on the model's device, and in its float dtype when both are floating point (a
+    float64 model takes float32 images)."""
+    if dtype is not None and images.is_floating_point():
+        return images.to(device, dtype=dtype)
+    return images.to(device)
+
+
+def _float_dtype(model: nn.Module) -> torch.dtype | None:
+    """The dtype of the model's first floating-point parameter, if it has one."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+
+
 def _loader(data: Dataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
     generator = torch.Generator().manual_seed(seed) if shuffle else None
     return DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=generator)
@@ -153,12 +170,14 @@ def _loader(data: Dataset, batch_size: int, shuffle: bool, seed: int = 0) -> Dat
 def _run_eval(model: nn.Module, data: Dataset, device: torch.device, batch_size: int,
               where: str) -> tuple[float, float]:
     was_training = model.training
+    dtype = _float_dtype(model)
     model.eval()
     total_loss, total_correct, count = 0.0, 0, 0
     try:
         with torch.no_grad():
             for images, labels in _loader(data, batch_size, shuffle=False):
-                images, labels = images.to(device), torch.as_tensor(labels).to(device)
+                images = _to_model(images, device, dtype)
+                labels = torch.as_tensor(labels).to(device)
                 loss, correct = _loss_and_correct(_forward(model, images, where), labels, where)
                 total_loss += loss.item()
                 total_correct += int(correct)
@@ -222,7 +241,8 @@ def fit(
     (images (N, C, H, W), labels (N,)) tuple. After every epoch the test data (if given) is
     evaluated. ``optimizer``: "adam" (default), "sgd" (momentum 0.9) or a function such as
     ``torch.optim.AdamW`` called as ``optimizer(model.parameters(), lr=lr)``.
-    ``device``: "cpu", "cuda", "mps" or a torch.device; the model is moved there.
+    ``device``: "cpu", "cuda", "mps" or a torch.device; the model is moved there, and each
+    batch follows it (in the model's float dtype: a float64 model trains on float32 data).
     ``progress`` shows a text progress bar over the epochs (tqdm, on standard output, so that
     a saved notebook keeps the finished bar as plain text) with the latest loss and accuracy.
 
@@ -243,6 +263,7 @@ def fit(
                                  "Typical values: 1e-3 for Adam, 0.01-0.1 for SGD."))
     device = resolve_device(device)
     model.to(device)
+    dtype = _float_dtype(model)
     opt = _make_optimizer(optimizer, model.parameters(), float(lr), where)
     history = History()
     from tqdm.std import tqdm
@@ -257,7 +278,8 @@ def fit(
             model.train()
             total_loss, total_correct, count = 0.0, 0, 0
             for images, labels in batches:
-                images, labels = images.to(device), torch.as_tensor(labels).to(device)
+                images = _to_model(images, device, dtype)
+                labels = torch.as_tensor(labels).to(device)
                 loss, correct = _loss_and_correct(_forward(model, images, where), labels, where)
                 opt.zero_grad()
                 (loss / len(images)).backward()

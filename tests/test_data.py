@@ -134,6 +134,18 @@ def test_load_digits_sizes_split_and_range():
     assert train.classes == [str(d) for d in range(10)]
 
 
+def test_load_digits_follows_the_default_dtype():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        train, test = load_digits(size=16, seed=0)
+    finally:
+        torch.set_default_dtype(previous)
+    reference = load_digits(size=16, seed=0)[1].images
+    assert train.images.dtype == test.images.dtype == torch.float64
+    torch.testing.assert_close(test.images.float(), reference, atol=1e-6, rtol=0)
+
+
 def test_load_digits_deterministic_and_seed_changes_split():
     a, _ = load_digits(size=8, seed=1)
     b, _ = load_digits(size=8, seed=1)

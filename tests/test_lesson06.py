@@ -14,7 +14,7 @@ from notebook_text import cells, missing_facts, outputs_text, source, stored_tex
 
 L06 = "06_building_a_cnn.ipynb"
 FACTS = [
-    "channel 0 after BatchNorm (train mode): mean -0.000, std 0.999",
+    "channel 0 after BatchNorm (train mode): mean 0.000, std 1.000",
     "eval mode: image 0 alone vs inside its batch, largest difference 0.000",
     "MLP parameters: 17098",
     "CNN parameters: 6274",

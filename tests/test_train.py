@@ -35,6 +35,20 @@ def test_fit_is_deterministic_for_a_seed():
     assert other.train_loss != runs[0].train_loss  # the seed changes the shuffling
 
 
+def test_a_float64_model_trains_and_evaluates_on_float32_data():
+    train, test = _blobs(120, 0), _blobs(40, 1)
+    assert train[0].dtype == torch.float32
+    model = _model().double()
+    history = fit(model, train, test, epochs=3, lr=1e-2, batch_size=16, seed=1, progress=False)
+    assert all(p.dtype == torch.float64 for p in model.parameters())
+    assert history.test_acc[-1] > 0.9
+    assert evaluate(model, test) == (history.test_loss[-1], history.test_acc[-1])
+    float32 = fit(_model(), train, test, epochs=3, lr=1e-2, batch_size=16, seed=1,
+                  progress=False)
+    assert float32.test_acc[-1] > 0.9  # the same training, in the other precision
+    assert float32.train_loss != history.train_loss
+
+
 def test_fit_leaves_the_global_random_state_alone():
     before = torch.get_rng_state()
     fit(_model(), _blobs(40), epochs=1, lr=1e-2, seed=3, progress=False)
