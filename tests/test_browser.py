@@ -1,254 +1,35 @@
 """Each lesson opened in JupyterLab in a real browser, as a student opens it.
 
-A JupyterLab server runs on a copy of the notebooks; headless Chromium (Debian's package,
-driven by Playwright through ``executable_path``: browsers cannot be downloaded here) opens
-every lesson and checks that
+A JupyterLab server runs on a copy of the lessons; headless Chromium opens every lesson and
+checks that
 - opening it does not mark it modified (stored metadata matches what JupyterLab writes),
 - "Run All" finishes with no error output, except in cells tagged ``nbval-raises-exception``
-  (those show an error on purpose),
-- the live explorer of lesson 03 redraws its figure and formula when a slider moves.
+  (those show an error on purpose).
 Screenshots of each lesson go to ``tests/artifacts/browser/`` (git-ignored) for CI artefacts.
-
-Without Chromium or Playwright these tests skip, except under CI (``CI=true``), where they
-fail: CI installs chromium itself.
+The student labs, a broken lesson and lesson 03's live explorer are checked in
+``test_browser_labs.py``, with a server of its own so that the two files run side by side; the
+server, the browser and the helpers live in ``browser_support.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-from cnnlab.grading import assign
-
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "tests" / "artifacts" / "browser"
-LESSONS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-LABS = sorted(p.stem for p in (ROOT / "notebooks" / "labs").glob("lab*.ipynb"))
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-TOKEN = "cnnlab-browser-check"
-# a notebook that must fail the check: stale display name, an error, a cell after it
-FIXTURE = ROOT / "tests" / "fixtures" / "browser" / "broken_lesson.ipynb"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
-
-# one JavaScript call: what the open notebook holds after a run (JupyterLab 4 model API)
-CELLS_JS = """() => {
-  const panel = window.jupyterapp.shell.currentWidget;
-  return panel.content.widgets.filter(c => c.model.type === 'code').map((c, i) => ({
-    index: i,
-    tags: c.model.getMetadata('tags') || [],
-    count: c.model.executionCount,
-    errors: c.model.outputs.toJSON().filter(o => o.output_type === 'error')
-                .map(o => o.ename + ': ' + o.evalue),
-  }));
-}"""
-OUTPUT_TEXT_JS = """() => window.jupyterapp.shell.currentWidget.content.widgets
-  .filter(c => c.model.type === 'code')
-  .flatMap(c => c.model.outputs.toJSON())
-  .map(o => [].concat(o.text || (o.data && o.data['text/plain']) || []).join(''))
-  .join('\\n')"""
-BUSY_JS = """() => {
-  const panel = window.jupyterapp.shell.currentWidget;
-  const busy = panel.sessionContext.session?.kernel?.status !== 'idle';
-  const pending = panel.content.widgets.some(
-    c => c.model.type === 'code' && c.promptNode && c.promptNode.textContent.includes('*'));
-  return busy || pending;
-}"""
-
-
-def _missing() -> str | None:
-    if CHROMIUM is None:
-        return "chromium is not installed (Debian: apt-get install chromium)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the playwright package is not installed (pip install -e '.[dev]')"
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from browser_support import LESSONS, _problems, chromium, serve
 
 
 @pytest.fixture(scope="module")
 def lab_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    reason = _missing()
-    if reason:
-        if IN_CI:
-            pytest.fail(f"browser check cannot run in CI: {reason}")
-        pytest.skip(reason)
-    root = tmp_path_factory.mktemp("lab")
-    shutil.copytree(ROOT / "notebooks", root / "notebooks",
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "labs"))
-    if (ROOT / "img").is_dir():
-        shutil.copytree(ROOT / "img", root / "img")
-    shutil.copy(FIXTURE, root / "notebooks" / FIXTURE.name)
-    for lab in LABS:  # what students open: the student notebooks `cnnlab assign` writes
-        with contextlib.redirect_stdout(io.StringIO()):
-            assert assign.assign_main([str(ROOT / "notebooks" / "labs" / f"{lab}.ipynb"),
-                                       "--out", str(root / "dist")]) == 0
-        shutil.copytree(root / "dist" / lab / "student", root / "notebooks" / lab)
-    port = _free_port()
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(root / ".jupyter-config"),
-           "JUPYTER_RUNTIME_DIR": str(root / ".jupyter-runtime")}
-    env.pop("CNNLAB_WIDGETS", None)
-    log = (root / "server.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
-         f"--port={port}", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}",
-         f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-         "--ServerApp.disable_check_xsrf=True"],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    pytest.fail("JupyterLab did not start:\n"
-                                + (root / "server.log").read_text(errors="replace")[-3000:])
-                time.sleep(0.5)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+    yield from serve(tmp_path_factory, labs=False)
 
 
 @pytest.fixture(scope="module")
 def browser(lab_url: str) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-def _open(browser: object, lab_url: str, lesson: str):  # -> playwright Page
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{lab_url}/lab/tree/notebooks/{lesson}?token={TOKEN}")
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                           " && window.jupyterapp.shell.currentWidget.context"
-                           " && window.jupyterapp.shell.currentWidget.context.isReady",
-                           timeout=60_000)
-    page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext"
-                           ".session?.kernel?.status === 'idle'", timeout=60_000)
-    return page
-
-
-def _run_all(page, timeout_s: float = 120) -> None:
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    time.sleep(1.0)
-    deadline = time.monotonic() + timeout_s
-    while page.evaluate(BUSY_JS):
-        assert time.monotonic() < deadline, "Run All did not finish in time"
-        time.sleep(0.5)
-
-
-def _problems(browser: object, lab_url: str, lesson: str) -> list[str]:
-    """Open a lesson, run all its cells, and list what a student would see go wrong."""
-    page = _open(browser, lab_url, lesson)
-    problems = []
-    try:
-        time.sleep(1.5)  # JupyterLab rewrites stale metadata shortly after opening
-        if page.evaluate("() => window.jupyterapp.shell.currentWidget.context.model.dirty"):
-            problems.append("opening it marks it modified (stored metadata is stale)")
-        _run_all(page)
-        cells = page.evaluate(CELLS_JS)
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"{lesson}.png"), full_page=True)
-        problems += [f"code cell {c['index']} shows {c['errors']}" for c in cells
-                     if c["errors"] and "nbval-raises-exception" not in c["tags"]]
-        not_run = [c["index"] for c in cells if c["count"] is None]
-        if not_run:
-            problems.append(f"code cells {not_run} did not run")
-    finally:
-        _close(page)
-    return problems
-
-
-def _close(page) -> None:
-    """Shut the notebook's kernel down, then close the tab (kernels left running slow the rest)."""
-    try:
-        page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
-    finally:
-        page.close()
+    yield from chromium()
 
 
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_lesson_runs_in_jupyterlab(browser: object, lab_url: str, lesson: str) -> None:
     problems = _problems(browser, lab_url, lesson)
     assert not problems, f"{lesson}: " + "; ".join(problems)
-
-
-@pytest.mark.parametrize("lab", LABS)
-def test_student_lab_runs_in_jupyterlab(browser: object, lab_url: str, lab: str) -> None:
-    """The handed-out notebook, unanswered: every cell runs and the checks say what is missing."""
-    page = _open(browser, lab_url, f"{lab}/{lab}.ipynb")
-    try:
-        time.sleep(1.5)
-        assert not page.evaluate("() => window.jupyterapp.shell.currentWidget.context.model"
-                                 ".dirty"), "opening it marks it modified"
-        _run_all(page)
-        cells = page.evaluate(CELLS_JS)
-        text = page.evaluate(OUTPUT_TEXT_JS)  # from the model: the view shows only some cells
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"{lab}_student.png"), full_page=True)
-    finally:
-        _close(page)
-    assert all(c["count"] is not None for c in cells)
-    assert not [c for c in cells if c["errors"]], [c["errors"] for c in cells if c["errors"]]
-    assert "q1:" in text and "public checks failed" in text
-
-
-def test_the_check_catches_a_broken_lesson(browser: object, lab_url: str) -> None:
-    problems = _problems(browser, lab_url, FIXTURE.name)
-    assert any("marks it modified" in p for p in problems), problems
-    assert any("ZeroDivisionError" in p for p in problems), problems
-
-
-def test_explorer_redraws_when_a_slider_moves(browser: object, lab_url: str) -> None:
-    lesson = next(name for name in LESSONS if name.startswith("03_"))
-    page = _open(browser, lab_url, lesson)
-    try:
-        _run_all(page)
-        slider = page.locator(".widget-slider", has_text="kernel size").first
-        slider.wait_for(state="attached", timeout=60_000)
-        slider.scroll_into_view_if_needed(timeout=60_000)
-        explorer = slider.locator("xpath=ancestor::div[contains(@class,'widget-vbox')][1]")
-        before_img = explorer.locator("img").first.get_attribute("src")
-        before_formula = explorer.locator("pre").first.inner_text()
-        slider.locator(".noUi-handle").first.focus()
-        page.keyboard.press("ArrowRight")
-        page.wait_for_function(
-            "([old]) => { const imgs = [...document.querySelectorAll('.widget-vbox img')];"
-            " return imgs.length && imgs.every(i => i.src !== old); }",
-            arg=[before_img], timeout=30_000)
-        after_formula = explorer.locator("pre").first.inner_text()
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        explorer.screenshot(path=str(ARTIFACTS / "03_explorer_after_slider.png"))
-        assert after_formula != before_formula, "the formula did not change with the slider"
-    finally:
-        _close(page)

@@ -21,6 +21,8 @@ from notebook_text import (
     source,
 )
 
+from cnnlab import hosted
+
 ALL = sorted(p.relative_to(NOTEBOOKS).as_posix() for p in NOTEBOOKS.rglob("*.ipynb")
              if ".ipynb_checkpoints" not in p.parts)
 
@@ -122,6 +124,15 @@ def test_saved_from_one_clean_run(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ALL)
+def test_no_execution_timestamps(name: str) -> None:
+    # nbconvert records when each cell ran; stored, that changes every cell on every re-run
+    stamped = [i for i, c in enumerate(notebook(name)["cells"])
+               if "execution" in c.get("metadata", {})]
+    assert not stamped, (f"{name}: cells {stamped[:8]} store execution timestamps; execute with "
+                         "--ExecutePreprocessor.record_timing=False")
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_kernelspec_and_relative_paths(name: str) -> None:
     kernelspec = notebook(name)["metadata"]["kernelspec"]
     assert kernelspec["name"] == "python3"
@@ -133,27 +144,28 @@ def test_kernelspec_and_relative_paths(name: str) -> None:
         assert not found, f"{name}: absolute path {found} in a cell; use a relative path"
 
 
-@pytest.mark.parametrize("name", LESSONS)
-def test_install_cell_then_imports_and_seeds(name: str) -> None:
-    # Hosted runtimes (Colab, Kaggle) lack cnnlab: the first code cell installs it, in one line
-    # that does nothing, and shows nothing, where cnnlab is already importable.
-    install, imports = (source(c) for c in code_cells(name)[:2])
-    assert "\n" not in install.strip(), f"{name}: the install cell should be one line"
-    assert install.startswith("import importlib.util, subprocess, sys;"), (
-        f"{name}: the first code cell should be the install line, got {install[:80]!r}")
-    assert 'find_spec("cnnlab")' in install and '"pip", "install", "-q", "cnnlab"' in install
-    assert not code_cells(name)[0]["outputs"], (
-        f"{name}: the install cell shows {code_cells(name)[0]['outputs']}; assign the result")
-    assert "import cnnlab" in imports, f"{name}: the second code cell should hold the imports"
+@pytest.mark.parametrize("name", ALL)
+def test_install_cell_first(name: str) -> None:
+    # Hosted runtimes (Colab, Kaggle) lack cnnlab: the first code cell installs it from the
+    # source `cnnlab install-source` set, and does nothing, showing nothing, where it is
+    # importable. JupyterLab shows it collapsed.
+    first = code_cells(name)[0]
+    chosen = hosted.install_source(notebook(name))
+    assert chosen is not None and source(first) == hosted.install_cell(chosen), (
+        f"{name}: the first code cell should be cnnlab's install cell; run "
+        "`cnnlab install-source --clear` (or with the course's source)")
+    assert first["metadata"].get("jupyter", {}).get("source_hidden") is True
+    assert not first["outputs"], f"{name}: the install cell shows {first['outputs']}"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_imports_and_seeds_follow_the_install_cell(name: str) -> None:
+    imports = next(source(c) for c in code_cells(name)[1:] if "import" in source(c))
+    if name in LESSONS:
+        assert source(code_cells(name)[1]) == imports and "import cnnlab" in imports, (
+            f"{name}: the second code cell should hold the imports")
     if "torch" in imports:
-        assert "manual_seed" in imports, f"{name}: seed torch in the imports cell"
-
-
-@pytest.mark.parametrize("name", [n for n in ALL if n not in LESSONS])
-def test_first_code_cell_imports_and_seeds(name: str) -> None:
-    first = next(source(c) for c in code_cells(name) if "import" in source(c))
-    if "torch" in first:
-        assert "manual_seed" in first, f"{name}: seed torch in the first code cell that imports"
+        assert "manual_seed" in imports, f"{name}: seed torch in the cell that imports it"
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -66,7 +66,8 @@ def test_every_name_the_lessons_call_exists():
 
 
 # Modules read from the bottom up: each imports only modules of its own layer or below.
-LAYERS = [("_checks", "paths", "network"), ("shapes",), ("ops",), ("backward", "images", "data"),
+LAYERS = [("_checks", "paths", "network", "hosted"), ("shapes",), ("ops",),
+          ("backward", "images", "data"),
           ("models", "train", "alexnet", "first_layer"),
           ("diagrams", "plotting", "widgets", "animations"),
           ("exercises", "downloads", "cli", "grading")]

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab import hosted
+
 QUESTION = re.compile(r"#\s*QUESTION\s+(\w+)\s*$")
 SOLUTION_TAIL = re.compile(r"\s*#\s*SOLUTION\s*$")
 COMPARES = ("auto", "equal", "close", "accuracy", "range")
@@ -119,7 +121,8 @@ def read_cases(master: Path) -> list[Case]:
 def student_notebook(master: Path, lab: str) -> tuple[dict, dict, list[str]]:
     """(student notebook, solution notebook, removed solution lines) built from ``master``.
 
-    Question cells become `grader.check("qN")` cells; the first code cell gets the checker.
+    Question cells become `grader.check("qN")` cells; the checker comes first among the code
+    cells (after the install cell, when the master has one).
     """
     notebook = json.loads(master.read_text(encoding="utf-8"))
     student, solution = copy.deepcopy(notebook), copy.deepcopy(notebook)
@@ -153,6 +156,8 @@ def student_notebook(master: Path, lab: str) -> tuple[dict, dict, list[str]]:
                 cell.get("metadata", {}).pop("execution", None)
             cells.append(cell)
         first_code = next((i for i, c in enumerate(cells) if c["cell_type"] == "code"), 0)
+        if first_code < len(cells) and hosted.is_install_cell(_source(cells[first_code])):
+            first_code += 1  # on Colab the checker needs cnnlab installed first
         cells.insert(first_code, copy.deepcopy(init))
         target["cells"] = cells
         target.setdefault("metadata", {})["cnnlab"] = {"lab": lab}
