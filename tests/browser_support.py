@@ -58,11 +58,14 @@ OUTPUT_TEXT_JS = """() => window.jupyterapp.shell.currentWidget.content.widgets
 BUSY_JS = """() => {
   const panel = window.jupyterapp.shell.currentWidget;
   const busy = panel.sessionContext.session?.kernel?.status !== 'idle';
-  // queued or running, read from the model: cells scrolled out of view have no prompt node
-  const pending = panel.content.widgets.some(c => c.model.type === 'code' && (
-    c.model.executionState === 'running'
-    || (c.promptNode && c.promptNode.textContent.includes('*'))));
-  return busy || pending;
+  const pending = panel.content.widgets.some(
+    c => c.model.type === 'code' && c.promptNode && c.promptNode.textContent.includes('*'));
+  // Run All clears every count first; under load the kernel may not be busy yet, and cells
+  // scrolled out of view have no prompt node: unrun cells without an error above are pending
+  const cells = panel.content.widgets.filter(c => c.model.type === 'code');
+  const errored = cells.some(c => c.model.outputs.toJSON().some(o => o.output_type === 'error'));
+  const unrun = !errored && cells.some(c => c.model.executionCount === null);
+  return busy || pending || unrun;
 }"""
 
 

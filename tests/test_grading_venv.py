@@ -3,7 +3,8 @@ grader's own Python environment, not the interpreter behind the venv's symlink.
 
 For each lab, the master's own solution (as a student would hand it in) is graded by a
 `cnnlab grade` started from a fresh venv that lives under a home folder of mode 700, once as
-root and once as an unprivileged user, and must earn full marks. The venv holds a cnnlab
+the user running the tests (root in CI, or a normal user) and, when that is root, once more as
+an unprivileged user of its own, and must earn full marks. The venv holds a cnnlab
 installed from a copy of the package and reaches torch & co. through a ``.pth`` file naming
 the site-packages of the environment running the tests (reinstalling torch would cost
 gigabytes): exactly the layout that lost torch when the sandbox resolved ``bin/python``.
@@ -136,22 +137,23 @@ def _grade(home: Path, python: Path, env: dict, lab: str, user: int | None) -> d
 
 
 @pytest.fixture(scope="module")
-def as_root(dist, package_copy):
-    if os.geteuid() != 0:
-        pytest.skip("grading as root needs root")
+def as_self(dist, package_copy):
+    """The venv and home of the user running the tests (root in CI)."""
     yield from _world(dist, package_copy, None)
 
 
 @pytest.fixture(scope="module")
 def as_user(dist, package_copy):
+    """As root: the same for an unprivileged user of its own (its home, its venv)."""
     if os.geteuid() != 0:
-        pytest.skip("switching to another user needs root (run as that user, it is as_root)")
+        pytest.skip("switching to another user needs root; as a normal user, the other "
+                    "tests here are that case")
     yield from _world(dist, package_copy, USER)
 
 
 @pytest.mark.parametrize("lab", LABS)
-def test_master_solution_scores_full_from_a_venv_as_root(as_root, lab):
-    home, python, env = as_root
+def test_master_solution_scores_full_from_a_venv(as_self, lab):
+    home, python, env = as_self
     assert oct(home.stat().st_mode & 0o777) == "0o700"
     row = _grade(home, python, env, lab, None)
     assert row["status"] == "ok" and float(row["total"]) == float(row["possible"]), row
@@ -165,11 +167,11 @@ def test_master_solution_scores_full_from_a_venv_as_a_user(as_user, lab):
     assert row["status"] == "ok" and float(row["total"]) == float(row["possible"]), row
 
 
-def test_a_grader_without_its_packages_in_the_sandbox_fails_loudly(as_root):
+def test_a_grader_without_its_packages_in_the_sandbox_fails_loudly(as_self):
     """Packages reached only through PYTHONPATH are the grader's, not its environment's: the
     runner (isolated, like every Python in the sandbox) cannot import them, and the row says
     so instead of giving a partial score."""
-    home, python, env = as_root
+    home, python, env = as_self
     pth = next(home.rglob("_grader_deps.pth"))
     saved = pth.read_text()
     pth.unlink()
