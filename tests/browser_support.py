@@ -60,13 +60,11 @@ BUSY_JS = """() => {
   const busy = panel.sessionContext.session?.kernel?.status !== 'idle';
   const pending = panel.content.widgets.some(
     c => c.model.type === 'code' && c.promptNode && c.promptNode.textContent.includes('*'));
-  // Run All clears every count first; under load the kernel may not be busy yet, and cells
-  // scrolled out of view have no prompt node: unrun cells without an error above are pending
-  const cells = panel.content.widgets.filter(c => c.model.type === 'code');
-  const errored = cells.some(c => c.model.outputs.toJSON().some(o => o.output_type === 'error'));
-  const unrun = !errored && cells.some(c => c.model.executionCount === null);
-  return busy || pending || unrun;
+  return busy || pending;
 }"""
+# whether any code cell holds an execution count (Run All clears them as it schedules the cells)
+RAN_JS = """() => window.jupyterapp.shell.currentWidget.content.widgets.some(
+  c => c.model.type === 'code' && c.model.executionCount !== null)"""
 
 
 def _missing() -> str | None:
@@ -160,11 +158,14 @@ def _open(browser: object, lab_url: str, lesson: str):  # -> playwright Page
     return page
 
 
-def _run_all(page, timeout_s: float = 120) -> None:
+def _run_all(page, timeout_s: float = 120, start_s: float = 30) -> None:
+    """Run All, then wait until it has finished. Under load the kernel may still be idle a
+    second after the command, with every count cleared: wait (up to ``start_s``) for it to
+    start, so that a slow start is not read as a finished run."""
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
     time.sleep(1.0)
-    deadline = time.monotonic() + timeout_s
-    while page.evaluate(BUSY_JS):
+    start, deadline = time.monotonic() + start_s, time.monotonic() + timeout_s
+    while page.evaluate(BUSY_JS) or (not page.evaluate(RAN_JS) and time.monotonic() < start):
         assert time.monotonic() < deadline, "Run All did not finish in time"
         time.sleep(0.5)
 
