@@ -30,10 +30,9 @@ SLOW_FIRST = ("test_browser.py", "test_grading_hostile.py", "test_browser_labs.p
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """`-n auto`: one worker more than cores, at most 4. Much of the suite waits rather than
-    computes (sandbox timeouts, kernels starting, the browser), so a third worker on two cores
-    finishes sooner (measured: 5.6 min against 6.3 with two)."""
-    return min(4, (os.cpu_count() or 1) + 1)
+    """`-n auto`: one worker per core, at most 4. A third worker on two cores finished sooner
+    (5.6 min against 6.0-6.3) but starved the browser check, which then timed out."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
