@@ -64,6 +64,7 @@ def test_explorer_redraws_when_a_slider_moves(browser: object, lab_url: str) -> 
     lesson = next(name for name in LESSONS if name.startswith("03_"))
     page = _open(browser, lab_url, lesson)
     try:
+        time.sleep(1.5)  # let JupyterLab settle (its widget manager) before the explorer runs
         _run_all(page)
         slider = page.locator(".widget-slider", has_text="kernel size").first
         slider.wait_for(state="attached", timeout=60_000)
