@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
+import json
 import os
 import shutil
 import socket
@@ -33,6 +35,7 @@ LABS = sorted(p.stem for p in (ROOT / "notebooks" / "labs").glob("lab*.ipynb"))
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TOKEN = "cnnlab-browser-check"
+_PAGES = itertools.count()
 # a notebook that must fail the check: stale display name, an error, a cell after it
 FIXTURE = ROOT / "tests" / "fixtures" / "browser" / "broken_lesson.ipynb"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -148,7 +151,10 @@ def chromium() -> Iterator[object]:
 
 def _open(browser: object, lab_url: str, lesson: str):  # -> playwright Page
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{lab_url}/lab/tree/notebooks/{lesson}?token={TOKEN}")
+    # a workspace of its own: JupyterLab would otherwise reopen every notebook opened before,
+    # each with a kernel, and by lesson 07 seven kernels compete for two cores
+    workspace = f"check-{next(_PAGES)}"
+    page.goto(f"{lab_url}/lab/workspaces/{workspace}/tree/notebooks/{lesson}?token={TOKEN}")
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
                            " && window.jupyterapp.shell.currentWidget.context"
                            " && window.jupyterapp.shell.currentWidget.context.isReady",
@@ -162,7 +168,9 @@ def _run_all(page, timeout_s: float = 120, start_s: float = 30) -> None:
     """Run All, then wait until it has finished. Under load the kernel may still be idle a
     second after the command, with every count cleared: wait (up to ``start_s``) for it to
     start, so that a slow start is not read as a finished run."""
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    # not awaited: the command's promise settles only when every cell has run, and never if the
+    # kernel dies; the loop below waits with a deadline instead
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
     time.sleep(1.0)
     start, deadline = time.monotonic() + start_s, time.monotonic() + timeout_s
     while page.evaluate(BUSY_JS) or (not page.evaluate(RAN_JS) and time.monotonic() < start):
@@ -188,13 +196,17 @@ def _problems(browser: object, lab_url: str, lesson: str) -> list[str]:
         if not_run:
             problems.append(f"code cells {not_run} did not run")
     finally:
-        _close(page)
+        _close(page, lab_url)
     return problems
 
 
-def _close(page) -> None:
-    """Shut the notebook's kernel down, then close the tab (kernels left running slow the rest)."""
-    try:
-        page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
-    finally:
-        page.close()
+def _close(page, lab_url: str) -> None:
+    """Close the tab, then shut down every kernel of the server (kernels left running slow the
+    rest). The server's REST API is used, not JavaScript, so that a hung page cannot hang this."""
+    page.close()
+    request = urllib.request.Request(f"{lab_url}/api/kernels?token={TOKEN}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        kernels = json.load(response)
+    for kernel in kernels:
+        urllib.request.urlopen(urllib.request.Request(
+            f"{lab_url}/api/kernels/{kernel['id']}?token={TOKEN}", method="DELETE"), timeout=30)

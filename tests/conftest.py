@@ -24,7 +24,9 @@ EXAMPLE = SimpleNamespace(
 
 # Slowest files first. With pytest-xdist's `--dist loadfile` (pyproject.toml) each file runs
 # whole on one worker (a notebook's cells share one kernel), handed out in this order: the long
-# ones then start at once, side by side, instead of last with the other worker idle.
+# ones then start at once, side by side, instead of last with the other worker idle. This order
+# holds only with `--no-loadscope-reorder`: by default xdist hands out the files with the most
+# tests first (the notebooks, one test per cell).
 SLOW_FIRST = ("test_browser.py", "test_grading_hostile.py", "test_browser_labs.py",
               "test_grading_venv.py", "test_grading.py", "test_lesson07.py")
 

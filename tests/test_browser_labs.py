@@ -48,7 +48,7 @@ def test_student_lab_runs_in_jupyterlab(browser: object, lab_url: str, lab: str)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{lab}_student.png"), full_page=True)
     finally:
-        _close(page)
+        _close(page, lab_url)
     assert all(c["count"] is not None for c in cells)
     assert not [c for c in cells if c["errors"]], [c["errors"] for c in cells if c["errors"]]
     assert "q1:" in text and "public checks failed" in text
@@ -83,4 +83,4 @@ def test_explorer_redraws_when_a_slider_moves(browser: object, lab_url: str) -> 
         explorer.screenshot(path=str(ARTIFACTS / "03_explorer_after_slider.png"))
         assert after_formula != before_formula, "the formula did not change with the slider"
     finally:
-        _close(page)
+        _close(page, lab_url)
