@@ -82,9 +82,12 @@ def solution_cells(master: dict) -> list[str]:
 
 
 def bound_names(code: str) -> set[str]:
-    """Names a cell defines at top level (functions, classes, assignment targets)."""
+    """Names a cell defines at top level (functions, classes, assignment targets); magics are
+    read as the grader's runner reads them."""
+    from cnnlab.grading.runner import to_python
+
     names: set[str] = set()
-    for node in ast.parse(code).body:
+    for node in ast.parse(to_python(code)).body:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             names.add(node.name)
         elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):

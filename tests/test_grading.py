@@ -257,12 +257,12 @@ def _results(folder: Path, cases: dict, arrays: dict | None = None) -> Path:
 def test_load_results_rejects_malformed_and_oversized_files(tmp_path):
     out = _results(tmp_path / "a", {"q/x": {"value": {"t": [{"i": 1}]}},
                                     "q/y": {"value": {"a": "a0"}}}, {"a0": np.ones(3)})
-    answers, _ = scoring.load_results(out, ["q/x", "q/y", "q/z"])
+    answers = scoring.load_results(out, ["q/x", "q/y", "q/z"]).answers
     assert answers["q/x"] == (1,) and answers["q/y"].tolist() == [1.0, 1.0, 1.0]
     assert isinstance(answers["q/z"], scoring.BadResults)
     bomb = _results(tmp_path / "e", {"q/x": {"value": {"l": [{"a": "a0"}] * 3000}}},
                     {"a0": np.zeros(2**20)})
-    answers, _ = scoring.load_results(bomb, ["q/x"])  # one 8 MB array named 3000 times
+    answers = scoring.load_results(bomb, ["q/x"]).answers  # one 8 MB array named 3000 times
     assert len({id(a) for a in answers["q/x"]}) == 1  # read once, not 3000 copies
     deep = _results(tmp_path / "b", {})
     (deep / "results.json").write_text("[" * 100_000 + "]" * 100_000)
@@ -275,7 +275,7 @@ def test_load_results_rejects_malformed_and_oversized_files(tmp_path):
         scoring.load_results(huge, ["q/x"])
     objects = _results(tmp_path / "d", {"q/x": {"value": {"a": "a0"}}})
     np.savez(objects / "arrays.npz", a0=np.array([1, None], dtype=object), allow_pickle=True)
-    answers, _ = scoring.load_results(objects, ["q/x"])
+    answers = scoring.load_results(objects, ["q/x"]).answers
     assert isinstance(answers["q/x"], scoring.BadResults)  # never unpickled
     with pytest.raises(TypeError, match="not plain data"):
         encode({"a": 1})

@@ -40,7 +40,7 @@ An ordinary notebook that runs top to bottom with the solutions in place (nbval-
       case("written with loops", static="loops_only", function="corr2d", points=1)
 
   ``case(name, code="", *, inputs={}, public=False, points=1.0, compare="auto",
-  rtol=1e-7, atol=1e-9, at_least=None, at_most=None, expected=<master's answer>, hint="",
+  rtol=1e-5, atol=1e-6, at_least=None, at_most=None, expected=<master's answer>, hint="",
   static=None, function=None)``:
 
   - ``code``: statements ending in an expression, run in the student's namespace with

@@ -60,7 +60,7 @@ def _env(work: Path) -> dict[str, str]:
 
 
 def run_solution(notebook: dict, plan: dict, arrays: dict, timeout: float = 900.0):
-    """Run a (trusted) notebook through the runner in a temp dir; (answers, cell errors)."""
+    """Run a (trusted) notebook through the runner in a temp dir: its ``scoring.Results``."""
     work = Path(tempfile.mkdtemp(prefix="cnnlab-assign-"))
     try:
         (work / "submission.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
@@ -96,7 +96,7 @@ def assign_one(master: Path, out: Path) -> Path:
     cases = read_cases(master)
     student, solution, removed = student_notebook(master, lab)
     plan, plan_arrays = _plan(cases)
-    answers, cells = run_solution(solution, plan, plan_arrays)
+    answers, cells, functions = run_solution(solution, plan, plan_arrays)
     if cells:
         raise ValueError(f"the solution raises: cell {cells[0].get('cell')}: "
                          f"{cells[0].get('error')}")
@@ -114,9 +114,9 @@ def assign_one(master: Path, out: Path) -> Path:
     lab_info = {"lab": lab, "questions": questions,
                 "cases": {c.id: _rules(c) for c in cases}}
     sources = cell_sources(solution)
-    checks = {c.id: static.RULES[c.static](sources, c.function)[1]
+    checks = {c.id: static.RULES[c.static](sources, c.function, functions)[1]
               for c in cases if c.static}
-    scores, notes = scoring.score(lab_info, expected, answers, checks)
+    scores, notes = scoring.score(lab_info, expected, answers, checks, instructor=True)
     if notes:
         raise ValueError("the solution does not earn full marks:\n    " + "\n    ".join(notes))
     target = out / lab

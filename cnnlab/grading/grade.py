@@ -137,16 +137,14 @@ def grade_one(path: Path, autograder: Autograder, limits: sandbox.Limits, slot: 
             if not sandboxed:
                 work.chmod(0o711)  # the uid reaches its scratch by path: traverse, not list
         run = sandbox.run(scratch, limits, slot, sandboxed, drop)
-        sources = cell_sources(notebook)
-        checks = {cid: static.RULES[c["static"]](sources, c["function"])[1]
-                  for cid, c in autograder.lab["cases"].items() if c.get("static")}
         if run.status == "timeout":
             grade.status = "timeout"
             grade.reason = (f"stopped after {limits.timeout:g} s (an infinite loop or very "
                             "slow code?); no score")
             return grade
         try:
-            answers, cells = scoring.load_results(scratch / "out", list(autograder.lab["cases"]))
+            answers, cells, functions = scoring.load_results(scratch / "out",
+                                                             list(autograder.lab["cases"]))
         except scoring.BadResults as error:
             last = [ln for ln in run.log_tail.strip().splitlines() if ln.strip()][-1:] or [""]
             grade.status = "failed"
@@ -158,9 +156,13 @@ def grade_one(path: Path, autograder: Autograder, limits: sandbox.Limits, slot: 
         if fault:
             grade.status, grade.reason = "failed", fault
             return grade
+        sources = cell_sources(notebook)  # checked against what ran, as the runner reports it
+        checks = {cid: static.RULES[c["static"]](sources, c["function"], functions)[1]
+                  for cid, c in autograder.lab["cases"].items() if c.get("static")}
         grade.scores, notes = scoring.score(autograder.lab, autograder.expected, answers,
                                             checks)
         errors = [f"cell {c.get('cell')}: {str(c.get('error'))[:80]}" for c in cells[:2]]
+        grade.notes = notes
         grade.status = "errors" if cells else "ok"
         grade.reason = "; ".join(errors + notes[:4] +
                                  ([f"{len(notes) - 4} more cases failed"] if len(notes) > 4

@@ -73,13 +73,13 @@ def main(root: Path) -> int:
             (root / "source" / name).chmod(0o600)
         drop = not works and sandbox.others_can_run_python()
         grade = grade_one(notebooks[0], autograder, limits, 0, sandboxed=works, drop=drop)
-        notes = grade.reason.split("; ") if grade.reason else []
         for question, points in autograder.questions.items():
-            mine = [n for n in notes if n.startswith(f"{question}/")]
+            mine = [n for n in grade.notes if n.startswith(f"{question}/")]
             payload["tests"].append({"name": question, "score": grade.scores.get(question, 0.0),
                                      "max_score": points, "output": "\n".join(mine)})
         payload["score"] = grade.total
-        payload["output"] = f"status: {grade.status}" + (f"; {grade.reason}" if notes else "")
+        payload["output"] = f"status: {grade.status}" + (f"; {grade.reason}" if grade.reason
+                                                         else "")
         if not works and not drop:
             payload["output"] += ("; WARNING: no sandbox and this Python is not readable by "
                                   "other users, so student code ran with the grader's rights")

@@ -22,6 +22,9 @@ SOLUTION_TAIL = re.compile(r"\s*#\s*SOLUTION\s*$")
 COMPARES = ("auto", "equal", "close", "accuracy", "range")
 STATIC_RULES = ("loops_only",)
 MASTER = object()  # "expected = what the master's solution returns"
+# default tolerances of "close": a float32 answer passes (its rounding is about 1e-7 per
+# operation, 1e-6 after a few hundred), while any real mistake is off by far more
+RTOL, ATOL = 1e-5, 1e-6
 
 
 @dataclass
@@ -35,8 +38,8 @@ class Case:
     public: bool = False
     points: float = 1.0
     compare: str = "auto"
-    rtol: float = 1e-7
-    atol: float = 1e-9
+    rtol: float = RTOL
+    atol: float = ATOL
     at_least: float | None = None
     at_most: float | None = None
     expected: Any = MASTER

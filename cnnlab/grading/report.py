@@ -26,6 +26,7 @@ class Grade:
     status: str = "ok"
     reason: str = ""
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # every failed case: "q1/name: why"
 
     @property
     def total(self) -> float:

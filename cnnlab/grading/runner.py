@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import sys
 import traceback
+import types
 from pathlib import Path
 from typing import Any
 
@@ -145,41 +147,66 @@ def run_case(code: str, namespace: dict, inputs: dict) -> Any:
     return eval(compile(ast.Expression(last.value), "<case>", "eval"), scope)  # noqa: S307
 
 
+# Magics whose code is Python that runs (once) in the notebook's namespace, as in Jupyter:
+# `%%time` on an answer cell must define the answer. Every other magic and shell line does
+# nothing here (no shell, no network, no files outside the scratch folder).
+CELL_MAGICS_THAT_RUN = ("time", "timeit", "capture", "prun")
+LINE_MAGICS_THAT_RUN = ("time", "timeit", "prun")
+_TIMEIT_OPTIONS = re.compile(r"^(?:-[nrp]\s*\d+\s+|-[qotc]\s+)*")
+_SHELL_ASSIGN = re.compile(r"^([\w.,\s\[\]()*]+?=)\s*[!%]")
+_HELP = re.compile(r"^\??[\w.\[\]()]+\?{1,2}$")
+
+
+def _python_line(line: str) -> str:
+    """One line of a cell as Python: `%time stmt` -> `stmt`, `x = !ls` -> `x = None`,
+    `np.sum?` and other magics or shell lines -> `pass` (indentation kept)."""
+    stripped = line.lstrip()
+    indent = line[:len(line) - len(stripped)]
+    if stripped.startswith("%") and not stripped.startswith("%%"):
+        name, _, rest = stripped[1:].partition(" ")
+        rest = _TIMEIT_OPTIONS.sub("", rest.strip())
+        return indent + (rest if name in LINE_MAGICS_THAT_RUN and rest else "pass")
+    if stripped.startswith(("!", "%%")) or _HELP.match(stripped):
+        return indent + "pass"
+    shell = _SHELL_ASSIGN.match(stripped)
+    return indent + shell.group(1) + " None" if shell else line
+
+
+def to_python(text: str) -> str:
+    """A notebook cell as plain Python, in one pass over its lines (linear in its size: this
+    also runs in the grader's process, where IPython's own transformer could take a minute on
+    a cell of shell lines). A `%%time`-like cell keeps its body; any other cell magic
+    (`%%bash`, `%%html` ...) makes the cell do nothing."""
+    lines = text.splitlines()
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is not None and lines[first].lstrip().startswith("%%"):
+        name = (lines[first].strip()[2:].split() or [""])[0]
+        if name not in CELL_MAGICS_THAT_RUN:
+            return ""
+        lines = lines[first + 1:]
+    if not any(line.lstrip()[:1] in ("%", "!") or line.rstrip().endswith("?")
+               or "=" in line and ("!" in line or "%" in line) for line in lines):
+        return "\n".join(lines)
+    return "\n".join(_python_line(line) for line in lines)
+
+
 class _NoShell:
-    """Stands in for IPython inside the sandbox: magics and shell escapes do nothing."""
+    """Stands in for IPython inside the sandbox: `get_ipython()` calls do nothing."""
 
     def __getattr__(self, name: str) -> Any:
         return lambda *args, **kwargs: None
 
 
 def cell_sources(notebook: Any) -> list[str]:
-    """The code cells of a notebook dict as Python source, magics turned into calls."""
-    raw = []
+    """The code cells of a notebook dict as plain Python (see ``to_python``)."""
+    sources = []
     for cell in notebook.get("cells", []) if isinstance(notebook, dict) else []:
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
         source = cell.get("source", "")
-        raw.append("".join(s for s in source if isinstance(s, str)) if isinstance(
-            source, list) else source if isinstance(source, str) else "")
-
-    def transform(text: str) -> str:  # no magics: plain Python (IPython costs 0.5 s to load)
-        return text
-
-    if any(line.lstrip()[:1] in ("%", "!") for text in raw for line in text.splitlines()):
-        try:
-            from IPython.core.inputtransformer2 import TransformerManager
-
-            transform = TransformerManager().transform_cell
-        except ImportError:  # no IPython: magic lines do nothing
-            def transform(text: str) -> str:
-                return "\n".join("pass" if line.lstrip()[:1] in "%!" else line
-                                 for line in text.splitlines())
-    sources = []
-    for source in raw:
-        try:
-            sources.append(transform(source))
-        except Exception:  # noqa: BLE001 - a cell IPython cannot parse still runs (and fails)
-            sources.append(source)
+        text = "".join(s for s in source if isinstance(s, str)) if isinstance(
+            source, list) else source if isinstance(source, str) else ""
+        sources.append(to_python(text))
     return sources
 
 
@@ -193,6 +220,18 @@ def run_notebook(sources: list[str], namespace: dict) -> list[dict]:
             errors.append({"cell": index, "error": short_error(error)})
             traceback.print_exc(limit=2)
     return errors
+
+
+def defined_functions(namespace: dict) -> dict[str, list[int]]:
+    """{name: [cell, line]} for each module-level name bound to a function that a cell
+    defined: what the cases will call, for the grader's static rules to check."""
+    found = {}
+    for name, value in list(namespace.items())[:10_000]:
+        code = value.__code__ if type(value) is types.FunctionType else None
+        where = re.fullmatch(r"<cell (\d+)>", code.co_filename) if code else None
+        if where and isinstance(name, str) and len(name) <= 100:
+            found[name] = [int(where.group(1)), code.co_firstlineno]
+    return found
 
 
 def main(scratch: str) -> int:
@@ -211,6 +250,7 @@ def main(scratch: str) -> int:
     namespace: dict = {"__name__": "__main__", "get_ipython": _NoShell,
                        "__builtins__": __builtins__}
     errors = run_notebook(cell_sources(notebook), namespace)
+    functions = defined_functions(namespace)
     arrays: dict[str, np.ndarray] = {}
     cases = {}
     for case in plan["cases"]:
@@ -222,7 +262,8 @@ def main(scratch: str) -> int:
             cases[case["id"]] = {"error": short_error(error)}
     with open(out / "arrays.npz", "wb") as f:
         np.savez(f, **arrays)
-    text = json.dumps({"cases": cases, "cells": errors[:50]}, allow_nan=True)
+    text = json.dumps({"cases": cases, "cells": errors[:50], "functions": functions},
+                      allow_nan=True)
     (out / "results.json").write_text(text, encoding="utf-8")
     return 0
 

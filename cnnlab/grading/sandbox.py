@@ -142,8 +142,11 @@ def bwrap_command(scratch: Path, slot: int, limits: Limits) -> list[str]:
         elif link.is_dir():
             command += ["--ro-bind", str(link), str(link)]
     # mounts first: a later --tmpfs /tmp would hide binds below /tmp
-    command += ["--proc", "/proc", "--dev", "/dev", "--size", str(256 * 2**20),
-                "--tmpfs", "/tmp", "--size", str(64 * 2**20), "--tmpfs", "/dev/shm"]
+    # /tmp and /dev/shm writable by the student's uid (sticky, as on any Linux machine): a
+    # temp file or a multiprocessing.Pool must work whoever runs the grader
+    command += ["--proc", "/proc", "--dev", "/dev",
+                "--perms", "1777", "--size", str(256 * 2**20), "--tmpfs", "/tmp",
+                "--perms", "1777", "--size", str(64 * 2**20), "--tmpfs", "/dev/shm"]
     for folder in _ancestors(binds):
         if not any(folder == b or b in folder.parents for b in binds):
             command += ["--perms", "0755", "--dir", str(folder)]

@@ -12,14 +12,16 @@ import json
 import math
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from cnnlab.grading.master import ATOL, RTOL
 from cnnlab.grading.runner import decode
 
 MAX_JSON = 4 * 2**20  # bytes of results.json
-MAX_NPZ = 64 * 2**20  # bytes of arrays.npz, and of any one array in it
+MAX_NPZ = 64 * 2**20  # bytes of arrays.npz, and of all its arrays decoded together
+MAX_MEMBERS = 10_000  # arrays in arrays.npz
 
 
 class BadResults(ValueError):
@@ -40,15 +42,17 @@ def _kind(value: Any) -> str:
 
 
 def _same(expected: Any, got: Any, close: bool, rtol: float, atol: float,
-          where: str = "") -> str:
-    """'' when ``got`` matches ``expected``, else a one-line reason."""
+          where: str = "", reveal: bool = True) -> str:
+    """'' when ``got`` matches ``expected``, else a one-line reason. With ``reveal`` False (a
+    hidden case) the reason says what is wrong in words and never shows an expected value."""
     here = f" at {where}" if where else ""
     if isinstance(expected, (np.ndarray, float)) and close or isinstance(expected, np.ndarray):
         if isinstance(got, bool) or not isinstance(got, (np.ndarray, int, float)):
             return f"expected a number array{here}, got {_kind(got)}"
         want, have = np.asarray(expected), np.asarray(got)
         if want.shape != have.shape:
-            return f"expected shape {want.shape}{here}, got shape {have.shape}"
+            return (f"expected shape {want.shape}{here}, got shape {have.shape}" if reveal
+                    else f"wrong shape{here}: got {have.shape}")
         if have.dtype.kind not in "biuf":
             return f"expected numbers{here}, got dtype {have.dtype}"
         if close:
@@ -56,33 +60,42 @@ def _same(expected: Any, got: Any, close: bool, rtol: float, atol: float,
         else:
             good = have == want
         if not np.all(good):
-            first = tuple(int(i) for i in np.argwhere(~good)[0]) if want.ndim else ()
             if not want.ndim:
-                return f"expected {float(want):.6g}{here}, got {float(have):.6g}"
-            return (f"{int((~good).sum())} of {want.size} values differ{here}; first at "
-                    f"{first}: expected {want[first]:.6g}, got {have[first]:.6g}")
+                return (f"expected {float(want):.6g}{here}, got {float(have):.6g}" if reveal
+                        else f"wrong value{here}: got {float(have):.6g}")
+            wrong = f"{int((~good).sum())} of {want.size} values differ{here}"
+            if not reveal:
+                return wrong
+            first = tuple(int(i) for i in np.argwhere(~good)[0])
+            return (f"{wrong}; first at {first}: expected {want[first]:.6g}, "
+                    f"got {have[first]:.6g}")
         return ""
     if isinstance(expected, (list, tuple)):
         if type(got) is not type(expected):
             return f"expected a {type(expected).__name__}{here}, got {_describe(got)}"
         if len(got) != len(expected):
-            return f"expected {len(expected)} items{here}, got {len(got)}: {_describe(got)}"
+            return (f"expected {len(expected)} items{here}, got {len(got)}: {_describe(got)}"
+                    if reveal else f"wrong number of items{here}: got {_describe(got)}")
         for index, (e, g) in enumerate(zip(expected, got, strict=True)):
-            problem = _same(e, g, close, rtol, atol, f"{where}[{index}]")
+            problem = _same(e, g, close, rtol, atol, f"{where}[{index}]", reveal)
             if problem:
-                return (f"expected {_describe(expected)}, got {_describe(got)}"
-                        if not where and not isinstance(e, (list, tuple, np.ndarray))
-                        else problem)
+                if where or isinstance(e, (list, tuple, np.ndarray)):
+                    return problem
+                return (f"expected {_describe(expected)}, got {_describe(got)}" if reveal
+                        else f"wrong value at [{index}]: got {_describe(got)}")
         return ""
     if type(got) is not type(expected):
-        return f"expected {_describe(expected)} ({_kind(expected)}){here}, got " \
-               f"{_describe(got)} ({_kind(got)})"
+        return f"expected {_describe(expected) + ' (' if reveal else 'a '}{_kind(expected)}" \
+               f"{')' if reveal else ''}{here}, got {_describe(got)} ({_kind(got)})"
     if isinstance(expected, float) and close:
         if not math.isclose(got, expected, rel_tol=rtol, abs_tol=atol):
-            return f"expected {expected:.6g}{here}, got {got:.6g}"
+            return (f"expected {expected:.6g}{here}, got {got:.6g}" if reveal
+                    else f"wrong value{here}: got {got:.6g}")
         return ""
-    return "" if got == expected else f"expected {_describe(expected)}{here}, got " \
-                                      f"{_describe(got)}"
+    if got == expected:
+        return ""
+    return (f"expected {_describe(expected)}{here}, got {_describe(got)}" if reveal
+            else f"wrong value{here}: got {_describe(got)}")
 
 
 def _has_float(value: Any) -> bool:
@@ -95,8 +108,9 @@ def _has_float(value: Any) -> bool:
     return False
 
 
-def compare(case: dict, expected: Any, got: Any) -> str:
-    """'' when the answer earns the case's points, else a short reason (expected vs got)."""
+def compare(case: dict, expected: Any, got: Any, reveal: bool = True) -> str:
+    """'' when the answer earns the case's points, else a short reason: expected vs got, or
+    (``reveal`` False, for hidden cases) what is wrong without the expected value."""
     kind = case.get("compare", "auto")
     if kind == "range":
         low, high = float(case["at_least"]), float(case.get("at_most") or math.inf)
@@ -115,8 +129,8 @@ def compare(case: dict, expected: Any, got: Any) -> str:
             return f"accuracy {accuracy:.3f} on held-out images, below {case['at_least']:.2f}"
         return ""
     close = kind == "close" or (kind == "auto" and _has_float(expected))
-    return _same(expected, got, close, float(case.get("rtol", 1e-7)),
-                 float(case.get("atol", 1e-9)))
+    return _same(expected, got, close, float(case.get("rtol", RTOL)),
+                 float(case.get("atol", ATOL)), reveal=reveal)
 
 
 class _Once(dict):
@@ -134,8 +148,16 @@ class _Once(dict):
         return self[key]
 
 
-def load_results(out: Path, case_ids: list[str]) -> tuple[dict[str, Any], list[dict]]:
-    """{case id: decoded answer or BadResults-free error text}, cell errors; raises BadResults."""
+class Results(NamedTuple):
+    """What the sandbox's runner reported, decoded and checked."""
+
+    answers: dict[str, Any]  # case id -> decoded answer, or a BadResults saying why none
+    cells: list[dict]  # cells that raised: {"cell": index, "error": text}
+    functions: dict[str, list[int]]  # name -> [cell, line] of the def it is bound to
+
+
+def load_results(out: Path, case_ids: list[str]) -> Results:
+    """Read the runner's files within fixed budgets; raises BadResults."""
     results, arrays_path = out / "results.json", out / "arrays.npz"
     for path, cap in ((results, MAX_JSON), (arrays_path, MAX_NPZ)):
         if path.is_symlink() or not path.is_file():
@@ -153,9 +175,12 @@ def load_results(out: Path, case_ids: list[str]) -> tuple[dict[str, Any], list[d
         if isinstance(data.get("cells"), list) else []
     answers: dict[str, Any] = {}
     try:
-        with zipfile.ZipFile(arrays_path) as archive:
-            if any(info.file_size > MAX_NPZ for info in archive.infolist()):
-                raise BadResults("an array in arrays.npz is too large")
+        with zipfile.ZipFile(arrays_path) as archive:  # sizes as stored: zipfile reads no
+            members = archive.infolist()  # more than a member declares, so this bounds it
+            if len(members) > MAX_MEMBERS or \
+                    sum(info.file_size for info in members) > MAX_NPZ:
+                raise BadResults(f"the arrays in arrays.npz take more than "
+                                 f"{MAX_NPZ // 2**20} MB decoded")
         with np.load(arrays_path, allow_pickle=False) as stored:
             arrays = _Once(stored)
             for case_id in case_ids:
@@ -171,12 +196,17 @@ def load_results(out: Path, case_ids: list[str]) -> tuple[dict[str, Any], list[d
                         answers[case_id] = BadResults(f"invalid answer: {str(error)[:100]}")
     except (zipfile.BadZipFile, OSError, ValueError) as error:
         raise BadResults(f"arrays.npz is not valid: {str(error)[:100]}") from None
-    return answers, cells
+    functions = data.get("functions")
+    functions = {k: v for k, v in list(functions.items())[:10_000]
+                 if isinstance(k, str) and isinstance(v, list) and len(v) == 2
+                 and all(type(n) is int for n in v)} if isinstance(functions, dict) else {}
+    return Results(answers, cells, functions)
 
 
 def score(lab: dict, expected: dict[str, Any], answers: dict[str, Any],
-          static: dict[str, str]) -> tuple[dict[str, float], list[str]]:
-    """Points per question (clamped to its maximum) and short notes on failed cases."""
+          static: dict[str, str], instructor: bool = False) -> tuple[dict[str, float], list[str]]:
+    """Points per question (clamped to its maximum) and short notes on failed cases. A note
+    on a hidden case never shows its expected value, unless it is for the ``instructor``."""
     scores = {q: 0.0 for q in lab["questions"]}
     notes: list[str] = []
     for case_id, case in lab["cases"].items():
@@ -185,7 +215,8 @@ def score(lab: dict, expected: dict[str, Any], answers: dict[str, Any],
         else:
             got = answers.get(case_id, BadResults("no answer"))
             problem = str(got) if isinstance(got, BadResults) else \
-                compare(case, expected[case_id], got)
+                compare(case, expected[case_id], got,
+                        reveal=instructor or bool(case.get("public")))
         if problem:
             notes.append(f"{case_id}: {problem}"[:160])
         else:
