@@ -500,8 +500,11 @@ def test_gradescope_zip_runs_the_same_grading(dist, tmp_path):
         archive.extractall(tmp_path / "source")
     (tmp_path / "submission").mkdir()
     shutil.copy(lab / "autograder" / "lab1_convolution.ipynb", tmp_path / "submission")
+    # run_autograder calls `python3`: on Gradescope, the image's Python that setup.sh filled;
+    # here, the Python running the tests (a venv that need not be activated)
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     done = subprocess.run(["bash", str(tmp_path / "source" / "run_autograder")],
-                          env={**os.environ, "GRADESCOPE_ROOT": str(tmp_path)},
+                          env={**os.environ, "GRADESCOPE_ROOT": str(tmp_path), "PATH": path},
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     results = json.loads((tmp_path / "results" / "results.json").read_text())
