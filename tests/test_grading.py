@@ -37,6 +37,7 @@ from cnnlab.grading import (
     grade,
     master,
     report,
+    runner,
     sandbox,
     scoring,
     static,
@@ -570,3 +571,69 @@ def test_doctor_reports_the_sandbox(capsys):
     assert cli.main(["doctor"]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("sandbox"))
     assert ("bwrap works" in line) == sandbox.check_bwrap()[0]
+
+
+def test_hidden_cases_say_what_is_wrong_without_the_expected_value():
+    """A hidden case's note (CSV, Gradescope, console) never shows its expected value; a public
+    case's may. Two submissions once read all six hidden values of lab 1 back this way."""
+    lab = {"questions": {"q": {"points": 6}}, "cases": {
+        f"q/{name}": {"question": "q", "points": 1, "public": public, "compare": "auto",
+                      "rtol": 1e-5, "atol": 1e-6}
+        for name, public in [("shape", False), ("count", False), ("array", False),
+                             ("short", False), ("scalar", False), ("shown", True)]}}
+    expected = {"q/shape": (8, 9, 64, 48), "q/count": 3913, "q/array": np.array([1.5, 2.5]),
+                "q/short": (1, 6, 19, 19), "q/scalar": 0.125, "q/shown": (8, 9, 58, 42)}
+    answers = {"q/shape": (8, 9, 58, 42), "q/count": 3912, "q/array": np.array([1.5, 9.0]),
+               "q/short": (1, 6, 19), "q/scalar": 0.5, "q/shown": (8, 9, 64, 48)}
+    scores, notes = scoring.score(lab, expected, answers, {})
+    assert scores == {"q": 0.0} and len(notes) == 6
+    hidden = " ".join(n for n in notes if not n.startswith("q/shown"))
+    for secret in ("64", "48", "3913", "2.5", "0.125", "(1, 6, 19, 19)"):
+        assert secret not in hidden, (secret, notes)
+    assert "wrong value" in hidden and "1 of 2 values differ" in hidden
+    assert "expected (8, 9, 58, 42)" in next(n for n in notes if n.startswith("q/shown"))
+    _, for_instructor = scoring.score(lab, expected, answers, {}, instructor=True)
+    assert "3913" in " ".join(for_instructor)
+
+
+def test_npz_with_a_large_decoded_total_is_refused_before_decoding(tmp_path):
+    """Small compressed, large decoded: the total of the members' declared sizes is capped
+    (each member alone is below the cap)."""
+    out = _results(tmp_path / "z", {"q/x": {"value": {"a": "a0"}}})
+    zeros = np.zeros(40 * 2**20 // 8)
+    np.savez_compressed(out / "arrays.npz", a0=zeros, a1=zeros)
+    assert (out / "arrays.npz").stat().st_size < 2**20
+    with pytest.raises(scoring.BadResults, match="decoded"):
+        scoring.load_results(out, ["q/x"])
+
+
+@pytest.mark.parametrize("cell, python", [
+    ("%%time\ndef f():\n    return 1", "def f():\n    return 1"),
+    ("%%capture out\nx = 2", "x = 2"),
+    ("%%bash\nrm -rf /", ""),
+    ("x = 1\n%timeit -n 3 -r 2 f(x)\n!ls\ny = !ls\nnp.sum?\n  %matplotlib inline",
+     "x = 1\nf(x)\npass\ny = None\npass\n  pass"),
+    ('s = "50%"\na = b % c\nif x != 3:\n    pass', 's = "50%"\na = b % c\nif x != 3:\n    pass'),
+])
+def test_cells_are_read_as_jupyter_runs_them(cell, python):
+    assert runner.to_python(cell) == python
+
+
+def test_the_grader_reads_magics_without_ipython():
+    """The grader's process reads cells with its own one-pass transform: IPython's took 35-90 s
+    on a cell of many shell lines there, outside any timeout."""
+    code = ("import sys\nfrom cnnlab.grading import runner\n"
+            "nb = {'cells': [{'cell_type': 'code', 'source': '!echo hi\\n' * 100000}]}\n"
+            "assert runner.cell_sources(nb)[0].count('pass') == 100000\n"
+            "print('IPython' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.strip() == "False", done.stderr
+
+
+def test_each_loops_prompt_shows_the_list_its_rule_allows():
+    for lab in ("lab1_convolution", "lab3_backward"):
+        notebook = json.loads((LABS / f"{lab}.ipynb").read_text())
+        text = "\n".join("".join(c["source"]) for c in notebook["cells"]
+                         if c["cell_type"] == "markdown")
+        assert static.allowed_text() in " ".join(text.split()), lab

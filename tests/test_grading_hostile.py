@@ -167,6 +167,12 @@ def _shortcut_notebooks(world: World) -> dict[str, dict]:
                 lambda f: cheats.SHORTCUTS[f]["einsum"])),
             "shortcut_shadow_builtin": hh.fill(world.lab.student, replaced(cheats.shadowed)),
             "shortcut_code_swap": hh.fill(world.lab.student, replaced(cheats.code_swapped)),
+            "shortcut_default_argument": hh.fill(world.lab.student,
+                                                 replaced(cheats.default_argument)),
+            "shortcut_comprehension_local": hh.fill(world.lab.student,
+                                                    replaced(cheats.comprehension_local)),
+            "shortcut_nested_in_if": hh.fill(world.lab.student, replaced(cheats.nested_in_if)),
+            "shortcut_frame_rebind": hh.fill(world.lab.student, replaced(cheats.frame_rebind)),
             "shortcut_numpy_alias_patch": hh.fill(world.lab.student, [
                 cheats.ALIAS_PATCH if "corr2d" in hh.function_names(code) else code
                 for code in world.lab.solutions])}
@@ -283,8 +289,10 @@ def test_attack_scores_right(attack_run, baseline, name):
     _check_row(row, baseline, attack.expect)
 
 
-@pytest.mark.parametrize("name", ["shortcut_einsum", "shortcut_shadow_builtin",
-                                  "shortcut_code_swap", "shortcut_numpy_alias_patch"])
+@pytest.mark.parametrize("name", [
+    "shortcut_einsum", "shortcut_shadow_builtin", "shortcut_code_swap",
+    "shortcut_numpy_alias_patch", "shortcut_default_argument", "shortcut_comprehension_local",
+    "shortcut_nested_in_if", "shortcut_frame_rebind"])
 def test_vectorised_shortcut_loses_the_loop_points(world, attack_run, baseline, name):
     if name not in attack_run["paths"]:
         pytest.skip("the lab has none of the loop functions the shortcuts know")
