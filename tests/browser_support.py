@@ -184,7 +184,7 @@ def _problems(browser: object, lab_url: str, lesson: str) -> list[str]:
     problems = []
     try:
         time.sleep(1.5)  # JupyterLab rewrites stale metadata shortly after opening
-        if page.evaluate("() => window.jupyterapp.shell.currentWidget.context.model.dirty"):
+        if _opened_modified(page, lab_url, f"notebooks/{lesson}"):
             problems.append("opening it marks it modified (stored metadata is stale)")
         _run_all(page)
         cells = page.evaluate(CELLS_JS)
@@ -198,6 +198,26 @@ def _problems(browser: object, lab_url: str, lesson: str) -> list[str]:
     finally:
         _close(page, lab_url)
     return problems
+
+
+def _opened_modified(page, lab_url: str, path: str) -> bool:
+    """Whether opening the notebook marked it modified for a reason the repository controls.
+
+    JupyterLab writes the kernel's `language_info` into the notebook when it connects, so with
+    another patch release of Python (3.11.2 here, 3.11.7 where the outputs were stored) every
+    notebook shows as modified: that alone is the machine, not stale metadata."""
+    if not page.evaluate("() => window.jupyterapp.shell.currentWidget.context.model.dirty"):
+        return False
+    now = json.loads(page.evaluate("() => JSON.stringify(window.jupyterapp.shell.currentWidget"
+                                   ".context.model.toJSON().metadata)"))
+    with urllib.request.urlopen(f"{lab_url}/api/contents/{path}?content=1&token={TOKEN}",
+                                timeout=30) as response:
+        stored = json.load(response)["content"]["metadata"]
+    if now == stored:
+        return True  # the cells changed
+    for metadata in (now, stored):
+        metadata.get("language_info", {}).pop("version", None)
+    return now != stored
 
 
 def _close(page, lab_url: str) -> None:

@@ -42,7 +42,7 @@ class Checker:
             return f"not answered yet ({short_error(error)})"
         except Exception as error:  # noqa: BLE001 - the student's code raised
             return f"raised {short_error(error)}"
-        if value is Ellipsis:
+        if value is Ellipsis or isinstance(value, (list, tuple)) and Ellipsis in value:
             return "not answered yet (still `...`)"
         if value is None and case["expected"] is not None:  # a stub's body is only `...`
             return ("not answered yet (it returned None: write the code in place of `...` and "
