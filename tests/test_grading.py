@@ -35,6 +35,7 @@ from cnnlab.grading import (
     assign,
     check,
     grade,
+    kinds,
     master,
     report,
     runner,
@@ -217,22 +218,22 @@ def test_loops_only_accepts_loops_and_rejects_rebinding():
 
 def test_compare_checks_types_shapes_and_values():
     equal, close = {"compare": "equal"}, {"compare": "close", "rtol": 1e-7, "atol": 1e-9}
-    assert scoring.compare(equal, (1, 2), (1, 2)) == ""
-    assert "expected a tuple" in scoring.compare(equal, (1, 2), [1, 2])
-    assert "expected 3 (int)" in scoring.compare(equal, 3, 3.0)
-    assert scoring.compare(equal, True, 1) != ""  # 1 is not True
+    assert kinds.judge(equal, (1, 2), (1, 2)) == ""
+    assert "expected a tuple" in kinds.judge(equal, (1, 2), [1, 2])
+    assert "expected 3 (int)" in kinds.judge(equal, 3, 3.0)
+    assert kinds.judge(equal, True, 1) != ""  # 1 is not True
     want = np.arange(6.0).reshape(2, 3)
-    assert scoring.compare(close, want, want + 1e-12) == ""
-    assert "expected shape (2, 3)" in scoring.compare(close, want, want.T)
+    assert kinds.judge(close, want, want + 1e-12) == ""
+    assert "expected shape (2, 3)" in kinds.judge(close, want, want.T)
     bumped = want.copy()
     bumped[1, 2] += 1
-    assert "1 of 6 values differ; first at (1, 2)" in scoring.compare(close, want, bumped)
+    assert "1 of 6 values differ; first at (1, 2)" in kinds.judge(close, want, bumped)
     accuracy = {"compare": "accuracy", "at_least": 0.5}
-    assert scoring.compare(accuracy, np.array([1, 2, 3, 4]), np.array([1, 2, 0, 0])) == ""
-    assert "0.250" in scoring.compare(accuracy, np.array([1, 2, 3, 4]), np.array([1, 0, 0, 0]))
-    assert "integer class predictions" in scoring.compare(accuracy, np.arange(4), np.ones(4))
+    assert kinds.judge(accuracy, np.array([1, 2, 3, 4]), np.array([1, 2, 0, 0])) == ""
+    assert "0.250" in kinds.judge(accuracy, np.array([1, 2, 3, 4]), np.array([1, 0, 0, 0]))
+    assert "integer class predictions" in kinds.judge(accuracy, np.arange(4), np.ones(4))
     span = {"compare": "range", "at_least": 0.8, "at_most": 1.0}
-    assert scoring.compare(span, None, 0.9) == "" and scoring.compare(span, None, 1.5) != ""
+    assert kinds.judge(span, None, 0.9) == "" and kinds.judge(span, None, 1.5) != ""
 
 
 def test_points_are_clamped_to_each_question(tmp_path):

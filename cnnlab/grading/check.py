@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cnnlab.grading.kinds import judge
 from cnnlab.grading.runner import Unsupported, decode, encode, run_case, short_error
-from cnnlab.grading.scoring import compare
 
 
 class Checker:
@@ -51,7 +51,7 @@ class Checker:
             got = decode(encode(value))
         except Unsupported as error:
             return str(error)
-        return compare(case, decode(case["expected"]), got)
+        return judge(case, decode(case["expected"]), got)
 
     def check(self, question: str, namespace: dict[str, Any] | None = None) -> None:
         """Run the public cases of ``question``; print a one-line verdict (plus failures)."""

@@ -108,10 +108,8 @@ def grader_fault(errors: Sequence[str]) -> str:
 
 
 def grade_one(path: Path, autograder: Autograder, limits: sandbox.Limits, slot: int = 0,
-              sandboxed: bool = True, drop: bool = False) -> Grade:
-    """Grade one submission: copy it into a fresh scratch dir, run it sandboxed, score it here.
-
-    ``drop``: without the sandbox, still run student code as an unprivileged uid (as root)."""
+              confinement: sandbox.Confinement = sandbox.BWRAP) -> Grade:
+    """Grade one submission: copy it into a fresh scratch dir, run it confined, score it here."""
     start = time.monotonic()
     grade = Grade(str(path))
     notebook, problem = read_notebook(path)
@@ -130,13 +128,8 @@ def grade_one(path: Path, autograder: Autograder, limits: sandbox.Limits, slot: 
         (scratch / "submission.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
         (scratch / "plan.json").write_bytes(autograder.plan)
         (scratch / "plan.npz").write_bytes(autograder.plan_arrays)
-        uid = sandbox.student_uid(slot, sandboxed, drop)
-        if uid is not None:
-            for item in (scratch, *scratch.iterdir()):
-                os.chown(item, uid, uid)
-            if not sandboxed:
-                work.chmod(0o711)  # the uid reaches its scratch by path: traverse, not list
-        run = sandbox.run(scratch, limits, slot, sandboxed, drop)
+        confinement.prepare(work, scratch, slot)
+        run = sandbox.run(scratch, limits, slot, confinement)
         if run.status == "timeout":
             grade.status = "timeout"
             grade.reason = (f"stopped after {limits.timeout:g} s (an infinite loop or very "
@@ -199,7 +192,8 @@ _WARNED: list[bool] = []
 
 
 def grade_all(submissions: Sequence[Path], autograder: Autograder, out: Path,
-              limits: sandbox.Limits, jobs: int, sandboxed: bool = True,
+              limits: sandbox.Limits, jobs: int,
+              confinement: sandbox.Confinement = sandbox.BWRAP,
               echo: Any = print) -> list[Grade]:
     """Grade every submission (``jobs`` at once) into the CSV ``out``; rows kept on Ctrl-C."""
     report = Report(out, autograder.questions)
@@ -212,7 +206,7 @@ def grade_all(submissions: Sequence[Path], autograder: Autograder, out: Path,
     def one(path: Path) -> Grade:
         slot = slots.get()
         try:
-            grade = grade_one(path, autograder, limits, slot, sandboxed)
+            grade = grade_one(path, autograder, limits, slot, confinement)
         finally:
             slots.put(slot)
         with lock:
@@ -330,7 +324,7 @@ def grade_main(argv: Sequence[str]) -> int:
     signal.signal(signal.SIGTERM, stop)
     try:
         grades = grade_all(submissions, autograder, args.out, limits, jobs,
-                           not args.no_sandbox)
+                           sandbox.UNCONFINED if args.no_sandbox else sandbox.BWRAP)
     except KeyboardInterrupt:
         print(f"cnnlab grade: interrupted; the rows of finished submissions are in {args.out}",
               file=sys.stderr)

@@ -72,7 +72,9 @@ def main(root: Path) -> int:
         for name in SECRET:  # already read into the grader; student code must not read them
             (root / "source" / name).chmod(0o600)
         drop = not works and sandbox.others_can_run_python()
-        grade = grade_one(notebooks[0], autograder, limits, 0, sandboxed=works, drop=drop)
+        confinement = sandbox.BWRAP if works else \
+            sandbox.DROPPED_UID if drop else sandbox.UNCONFINED
+        grade = grade_one(notebooks[0], autograder, limits, 0, confinement)
         for question, points in autograder.questions.items():
             mine = [n for n in grade.notes if n.startswith(f"{question}/")]
             payload["tests"].append({"name": question, "score": grade.scores.get(question, 0.0),

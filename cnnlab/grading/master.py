@@ -16,15 +16,12 @@ from typing import Any
 import numpy as np
 
 from cnnlab import hosted
+from cnnlab.grading.kinds import ATOL, COMPARES, RTOL, kind_of
 
 QUESTION = re.compile(r"#\s*QUESTION\s+(\w+)\s*$")
 SOLUTION_TAIL = re.compile(r"\s*#\s*SOLUTION\s*$")
-COMPARES = ("auto", "equal", "close", "accuracy", "range")
-STATIC_RULES = ("loops_only",)
 MASTER = object()  # "expected = what the master's solution returns"
-# default tolerances of "close": a float32 answer passes (its rounding is about 1e-7 per
-# operation, 1e-6 after a few hundred), while any real mistake is off by far more
-RTOL, ATOL = 1e-5, 1e-6
+
 
 
 @dataclass
@@ -101,17 +98,9 @@ def read_cases(master: Path) -> list[Case]:
             made = Case(_q, name, code, **options)
             if made.compare not in COMPARES:
                 raise ValueError(f"{made.id}: compare must be one of {COMPARES}")
-            if made.static is not None and (made.static not in STATIC_RULES or
-                                            not made.function):
-                raise ValueError(f"{made.id}: static must be one of {STATIC_RULES} with "
-                                 "function='name'")
-            if made.static is None and not code.strip():
-                raise ValueError(f"{made.id}: a case needs code (or static=...)")
-            if made.compare == "range" and made.at_least is None:
-                raise ValueError(f"{made.id}: compare='range' needs at_least (and at_most)")
-            if made.compare == "accuracy" and (made.expected is MASTER or made.at_least is None):
-                raise ValueError(f"{made.id}: compare='accuracy' needs expected=labels and "
-                                 "at_least=fraction")
+            problem = kind_of(made).validate(made)
+            if problem:
+                raise ValueError(f"{made.id}: {problem}")
             cases.append(made)
 
         exec(compile(source.split("\n", 1)[1] if "\n" in source else "",  # noqa: S102

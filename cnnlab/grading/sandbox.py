@@ -14,9 +14,12 @@ and nothing of root's is readable. Without root the task limit is the user's cur
 count plus ``Limits.processes`` (the limit counts all of the user's
 tasks), which stops a fork bomb without touching what the user already runs.
 
-``drop=True`` (Gradescope's container, where bwrap cannot create namespaces) runs the runner
-unsandboxed but, as root, under the same unprivileged uid; every process of that uid is
-killed afterwards, so nothing it starts outlives the run.
+How student code is confined is one strategy object (``Confinement``): ``BWRAP`` (the
+default), ``DROPPED_UID`` (Gradescope's container, where bwrap cannot create namespaces: the
+runner runs unsandboxed but, as root, under the same unprivileged uid, and every process of
+that uid is killed afterwards) and ``UNCONFINED`` (``--no-sandbox``, trusted code only). Each
+owns its uid, command line, environment, scratch ownership and clean-up; moving to another
+mechanism (cgroups) means one more such object.
 """
 
 from __future__ import annotations
@@ -205,10 +208,52 @@ def slot_uid(slot: int) -> int:
                        f"graders (lock files in {UID_LOCKS})")
 
 
-def student_uid(slot: int, sandboxed: bool, drop: bool = False) -> int | None:
-    """The unprivileged uid student code runs as (root grader, sandboxed or ``drop``), else
-    None: it then runs as the grader's own user."""
-    return slot_uid(slot) if os.geteuid() == 0 and (sandboxed or drop) else None
+@dataclass(frozen=True)
+class Confinement:
+    """How one kind of run confines student code (see the module docstring)."""
+
+    name: str
+    bwrap: bool  # namespaces, read-only system, private /tmp
+    drop_root: bool  # as root, run as the slot's unprivileged uid (bwrap does this too)
+
+    def uid(self, slot: int) -> int | None:
+        """The unprivileged uid student code runs as, or None: the grader's own user."""
+        return slot_uid(slot) if os.geteuid() == 0 and (self.bwrap or self.drop_root) else None
+
+    def command(self, scratch: Path, slot: int, limits: Limits) -> list[str]:
+        """The command line that runs the runner on ``scratch``, limits first."""
+        uid = self.uid(slot)
+        inner = bwrap_command(scratch, slot, limits) if self.bwrap else \
+            plain_command(scratch, uid)
+        return limit_prefix(limits, uid) + inner
+
+    def env(self, scratch: Path, limits: Limits) -> dict[str, str]:
+        """The environment of the command (bwrap sets the sandbox's own with --setenv)."""
+        if self.bwrap:
+            return {"PATH": "/usr/bin:/bin"}
+        return {**ENV_KEEP, "OMP_NUM_THREADS": str(limits.threads), "HOME": str(scratch),
+                "TMPDIR": str(scratch)}
+
+    def prepare(self, work: Path, scratch: Path, slot: int) -> None:
+        """Give the scratch folder to the uid that runs the code (it must write there)."""
+        uid = self.uid(slot)
+        if uid is None:
+            return
+        for item in (scratch, *scratch.iterdir()):
+            os.chown(item, uid, uid)
+        if not self.bwrap:
+            work.chmod(0o711)  # the uid reaches its scratch by path: traverse, not list
+
+    def clean_up(self, slot: int) -> None:
+        """After the run: without a PID namespace, kill whatever the uid left running."""
+        uid = self.uid(slot)
+        if uid is not None and not self.bwrap:
+            kill_uid(uid)
+
+
+BWRAP = Confinement("bwrap", bwrap=True, drop_root=True)
+DROPPED_UID = Confinement("dropped uid", bwrap=False, drop_root=True)
+UNCONFINED = Confinement("none", bwrap=False, drop_root=False)
 
 
 def plain_command(scratch: Path, uid: int | None = None) -> list[str]:
@@ -289,22 +334,16 @@ def read_tail(path: Path, cap: int = LOG_CAP) -> str:
         return ""
 
 
-def run(scratch: Path, limits: Limits, slot: int = 0, sandboxed: bool = True,
-        drop: bool = False) -> RunResult:
-    """Run the runner on ``scratch`` under the sandbox (or not), wait at most the timeout.
-
-    ``drop`` (no sandbox only): as root, run as the slot's uid and kill that uid afterwards."""
+def run(scratch: Path, limits: Limits, slot: int = 0,
+        confinement: Confinement = BWRAP) -> RunResult:
+    """Run the runner on ``scratch`` as ``confinement`` says; wait at most the timeout."""
     start = time.monotonic()
-    uid = student_uid(slot, sandboxed, drop)
-    command = bwrap_command(scratch, slot, limits) if sandboxed else plain_command(scratch, uid)
-    command = limit_prefix(limits, uid) + command
-    env = {**ENV_KEEP, "OMP_NUM_THREADS": str(limits.threads), "HOME": str(scratch),
-           "TMPDIR": str(scratch)} if not sandboxed else {"PATH": "/usr/bin:/bin"}
     log = scratch.parent / "log.txt"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            cwd=scratch, env=env, start_new_session=True)
+            confinement.command(scratch, slot, limits), stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT, cwd=scratch, env=confinement.env(scratch, limits),
+            start_new_session=True)
         RUNNING.add(process)
         try:
             process.wait(timeout=limits.timeout)
@@ -313,8 +352,7 @@ def run(scratch: Path, limits: Limits, slot: int = 0, sandboxed: bool = True,
             status = "timeout"
         finally:
             _kill(process)
-            if uid is not None and not sandboxed:
-                kill_uid(uid)  # no PID namespace: find its processes by uid
+            confinement.clean_up(slot)
             RUNNING.discard(process)
     return RunResult(status, process.returncode, read_tail(log), time.monotonic() - start)
 
