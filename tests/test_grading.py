@@ -667,3 +667,28 @@ def test_each_loops_prompt_shows_the_list_its_rule_allows():
         text = "\n".join("".join(c["source"]) for c in notebook["cells"]
                          if c["cell_type"] == "markdown")
         assert static.allowed_text() in " ".join(text.split()), lab
+
+
+def test_lab2_hidden_accuracy_uses_images_the_notebook_never_touches(dist):
+    """The held-out case classifies test images that the lab's fit, validation and test sets
+    (as the student notebook builds them) do not contain."""
+    import torch
+
+    import cnnlab
+    from cnnlab.grading.runner import decode
+
+    folder = dist["dist"] / "lab2_build_a_cnn" / "autograder"
+    plan = json.loads((folder / "plan.json").read_text())
+    with np.load(folder / "plan.npz") as arrays:
+        case = next(c for c in plan["cases"] if "held-out" in c["id"])
+        held_out = decode(case["inputs"]["images_held_out"], arrays)
+    namespace = {"cnnlab": cnnlab, "torch": torch}
+    student = _nb(dist["dist"] / "lab2_build_a_cnn" / "student" / "lab2_build_a_cnn.ipynb")
+    data_cell = next("".join(c["source"]) for c in student["cells"]
+                     if "load_digits" in "".join(c["source"]) and c["cell_type"] == "code")
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(data_cell, namespace)  # the handed-out cell that builds the student's data
+    seen = torch.cat([namespace[name][0] for name in ("fit_data", "val_data", "test_data")])
+    seen = {tuple(image.flatten().tolist()) for image in seen}
+    assert len(held_out) >= 150
+    assert not [i for i, image in enumerate(held_out) if tuple(image.flatten().tolist()) in seen]
