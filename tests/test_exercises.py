@@ -28,11 +28,14 @@ def test_right_answers_pass(answer, expected, capsys) -> None:
 
 @pytest.mark.parametrize(("answer", "expected", "detail"), [
     (31, 30, "31"), ("30", 30, "expected a number"), (True, 1, "expected a number"),
-    (1, True, "True or False"), ((1, 2), (1, 2, 3), "3 items"),
-    (np.ones((2, 2)), np.ones(4), "shape (4,)"), ([1, 2], (1, 3), "[1, 2] is not it"),
-    (np.array([1.0, 2.0]), np.array([1.0, 2.1]), "is not it"), ("min", "max", "is not it"),
+    (1, True, "True or False"), ((1, 2), (1, 2, 3), "wrong number of items"),
+    (np.ones((2, 2)), np.ones(4), "wrong shape: got (2, 2)"),
+    ([1, 2], (1, 3), "wrong value at [1]: got [1, 2]"),
+    (np.array([1.0, 2.0]), np.array([1.0, 2.1]), "1 of 2 values differ"),
+    ("min", "max", "wrong text: got 'min'"),
 ])
 def test_wrong_answers_get_one_line(answer, expected, detail, capsys) -> None:
+    """What is wrong, in words: an exercise never prints its own answer."""
     assert check_answer("q", answer, expected) is False
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "not yet" in out and detail in out

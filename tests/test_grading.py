@@ -219,9 +219,12 @@ def test_loops_only_accepts_loops_and_rejects_rebinding():
 def test_compare_checks_types_shapes_and_values():
     equal, close = {"compare": "equal"}, {"compare": "close", "rtol": 1e-7, "atol": 1e-9}
     assert kinds.judge(equal, (1, 2), (1, 2)) == ""
-    assert "expected a tuple" in kinds.judge(equal, (1, 2), [1, 2])
-    assert "expected 3 (int)" in kinds.judge(equal, 3, 3.0)
-    assert kinds.judge(equal, True, 1) != ""  # 1 is not True
+    # a value counts however it is written: a list for a tuple, 3.0 for 3, text in any case
+    assert kinds.judge(equal, (1, 2), [1, 2]) == "" and kinds.judge(equal, 3, 3.0) == ""
+    assert kinds.judge(equal, "Max", " max ") == ""
+    assert "expected a tuple" in kinds.judge(equal, (1, 2), "1, 2")
+    assert kinds.judge(equal, 3, 4) == "expected 3, got 4"
+    assert kinds.judge(equal, True, 1) != "" and kinds.judge(equal, 1, True) != ""  # not bools
     want = np.arange(6.0).reshape(2, 3)
     assert kinds.judge(close, want, want + 1e-12) == ""
     assert "expected shape (2, 3)" in kinds.judge(close, want, want.T)
@@ -340,12 +343,15 @@ def test_student_check_prints_one_line_or_a_few_per_failure(dist, capsys):
     grader.check("q1", namespace)
     assert capsys.readouterr().out.count("\n") == 1 and grader.passed
     namespace["corr2d"] = lambda image, kernel: np.zeros((2, 2))
-    namespace["shape_a"] = [8, 9, 58, 42]
+    namespace["shape_a"] = "8, 9, 58, 42"
     grader.check("q1", namespace)
     lines = capsys.readouterr().out.splitlines()
     assert 2 <= len(lines) <= 4 and "expected shape (3, 4), got shape (2, 2)" in lines[1]
     grader.check("q4", namespace)
     assert "expected a tuple" in capsys.readouterr().out
+    namespace["shape_a"] = [8, 9, 58, 42]  # a list is the same answer
+    grader.check("q4", namespace)
+    assert grader.passed
     del namespace["shape_b"]
     grader.check_all()  # the caller's globals: nothing defined here, every check fails
     out = capsys.readouterr().out

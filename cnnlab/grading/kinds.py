@@ -11,6 +11,7 @@ kinds up.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, ClassVar
 
 import numpy as np
@@ -33,56 +34,80 @@ def _kind(value: Any) -> str:
     return type(value).__name__ if not isinstance(value, np.ndarray) else "array"
 
 
-def _same(expected: Any, got: Any, close: bool, rtol: float, atol: float,
-          where: str = "", reveal: bool = True) -> str:
-    """'' when ``got`` matches ``expected``, else a one-line reason. With ``reveal`` False (a
-    hidden case) the reason says what is wrong in words and never shows an expected value."""
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (numbers.Number, np.number)) and \
+        not isinstance(value, (bool, np.bool_))
+
+
+def same(expected: Any, got: Any, close: bool = True, rtol: float = RTOL, atol: float = ATOL,
+         where: str = "", reveal: bool = True) -> str:
+    """'' when ``got`` is the expected answer, else a one-line reason: the one comparison of
+    lesson exercises, public checks and grading.
+
+    A value counts however it is written: a list for a tuple (or a ``torch.Size``), 76.0 for
+    76, an array for nested lists, text in any case with spaces around it. True and False are
+    not numbers. Numbers are compared within ``rtol``/``atol`` when ``close`` (or when either
+    is a float), exactly otherwise. With ``reveal`` False (a hidden case) the reason says what
+    is wrong in words and never shows the expected value."""
     here = f" at {where}" if where else ""
-    if isinstance(expected, (np.ndarray, float)) and close or isinstance(expected, np.ndarray):
-        if isinstance(got, bool) or not isinstance(got, (np.ndarray, int, float)):
+    if isinstance(expected, (bool, np.bool_)):
+        if not isinstance(got, (bool, np.bool_)):
+            return f"expected True or False{here}, got {_describe(got)} ({_kind(got)})"
+        return "" if bool(got) == bool(expected) else (
+            f"expected {bool(expected)}{here}, got {bool(got)}" if reveal
+            else f"wrong value{here}: got {bool(got)}")
+    if isinstance(expected, np.ndarray) or isinstance(got, np.ndarray) and \
+            not isinstance(expected, str):
+        if isinstance(got, (bool, str)) or got is None:
             return f"expected a number array{here}, got {_kind(got)}"
-        want, have = np.asarray(expected), np.asarray(got)
+        try:
+            want, have = np.asarray(expected, dtype=float), np.asarray(got, dtype=float)
+        except (TypeError, ValueError):
+            return f"expected a number array{here}, got {_kind(got)}"
         if want.shape != have.shape:
             return (f"expected shape {want.shape}{here}, got shape {have.shape}" if reveal
                     else f"wrong shape{here}: got {have.shape}")
-        if have.dtype.kind not in "biuf":
-            return f"expected numbers{here}, got dtype {have.dtype}"
-        if close:
-            good = np.isclose(have.astype(float), want.astype(float), rtol=rtol, atol=atol)
+        exact = not close and np.asarray(expected).dtype.kind in "biu"
+        good = have == want if exact else np.isclose(have, want, rtol=rtol, atol=atol)
+        if np.all(good):
+            return ""
+        if not want.ndim:
+            return (f"expected {float(want):.6g}{here}, got {float(have):.6g}" if reveal
+                    else f"wrong value{here}: got {float(have):.6g}")
+        wrong = f"{int((~good).sum())} of {want.size} values differ{here}"
+        if not reveal:
+            return wrong
+        first = tuple(int(i) for i in np.argwhere(~good)[0])
+        return f"{wrong}; first at {first}: expected {want[first]:.6g}, got {have[first]:.6g}"
+    if _is_number(expected):
+        if not _is_number(got):
+            return f"expected a number{here}, got {_describe(got)} ({_kind(got)})"
+        if close or isinstance(expected, (float, np.floating)) or \
+                isinstance(got, (float, np.floating)):
+            ok = math.isclose(float(got), float(expected), rel_tol=rtol, abs_tol=atol)
         else:
-            good = have == want
-        if not np.all(good):
-            if not want.ndim:
-                return (f"expected {float(want):.6g}{here}, got {float(have):.6g}" if reveal
-                        else f"wrong value{here}: got {float(have):.6g}")
-            wrong = f"{int((~good).sum())} of {want.size} values differ{here}"
-            if not reveal:
-                return wrong
-            first = tuple(int(i) for i in np.argwhere(~good)[0])
-            return (f"{wrong}; first at {first}: expected {want[first]:.6g}, "
-                    f"got {have[first]:.6g}")
-        return ""
+            ok = got == expected
+        return "" if ok else (f"expected {_describe(expected)}{here}, got {_describe(got)}"
+                              if reveal else f"wrong value{here}: got {_describe(got)}")
+    if isinstance(expected, str):
+        if not isinstance(got, str):
+            return f"expected text{here}, got {_describe(got)} ({_kind(got)})"
+        ok = got.strip().lower() == expected.strip().lower()
+        return "" if ok else (f"expected {expected!r}{here}, got {got!r}" if reveal
+                              else f"wrong text{here}: got {got!r}")
     if isinstance(expected, (list, tuple)):
-        if type(got) is not type(expected):
+        if not isinstance(got, (list, tuple)):
             return f"expected a {type(expected).__name__}{here}, got {_describe(got)}"
         if len(got) != len(expected):
             return (f"expected {len(expected)} items{here}, got {len(got)}: {_describe(got)}"
                     if reveal else f"wrong number of items{here}: got {_describe(got)}")
         for index, (e, g) in enumerate(zip(expected, got, strict=True)):
-            problem = _same(e, g, close, rtol, atol, f"{where}[{index}]", reveal)
+            problem = same(e, g, close, rtol, atol, f"{where}[{index}]", reveal)
             if problem:
                 if where or isinstance(e, (list, tuple, np.ndarray)):
                     return problem
                 return (f"expected {_describe(expected)}, got {_describe(got)}" if reveal
                         else f"wrong value at [{index}]: got {_describe(got)}")
-        return ""
-    if type(got) is not type(expected):
-        return f"expected {_describe(expected) + ' (' if reveal else 'a '}{_kind(expected)}" \
-               f"{')' if reveal else ''}{here}, got {_describe(got)} ({_kind(got)})"
-    if isinstance(expected, float) and close:
-        if not math.isclose(got, expected, rel_tol=rtol, abs_tol=atol):
-            return (f"expected {expected:.6g}{here}, got {got:.6g}" if reveal
-                    else f"wrong value{here}: got {got:.6g}")
         return ""
     if got == expected:
         return ""
@@ -120,7 +145,7 @@ class Equal(Kind):
     name = "equal"
 
     def judge(self, rules: dict, expected: Any, got: Any, reveal: bool = True) -> str:
-        return _same(expected, got, False, 0.0, 0.0, reveal=reveal)
+        return same(expected, got, False, 0.0, 0.0, reveal=reveal)
 
 
 class Close(Kind):
@@ -129,8 +154,8 @@ class Close(Kind):
     name = "close"
 
     def judge(self, rules: dict, expected: Any, got: Any, reveal: bool = True) -> str:
-        return _same(expected, got, True, float(rules.get("rtol", RTOL)),
-                     float(rules.get("atol", ATOL)), reveal=reveal)
+        return same(expected, got, True, float(rules.get("rtol", RTOL)),
+                    float(rules.get("atol", ATOL)), reveal=reveal)
 
 
 class Auto(Close):
