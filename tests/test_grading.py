@@ -9,7 +9,9 @@ The red team's attacks live in tests/test_grading_hostile.py.
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import copy
 import csv
 import hashlib
 import io
@@ -342,11 +344,11 @@ def test_student_check_prints_one_line_or_a_few_per_failure(dist, capsys):
     grader, namespace = _checker_and_solution(dist, "lab1_convolution")
     grader.check("q1", namespace)
     assert capsys.readouterr().out.count("\n") == 1 and grader.passed
-    namespace["corr2d"] = lambda image, kernel: np.zeros((2, 2))
+    namespace["corr2d"] = lambda image, kernel, dilation=1: np.zeros((2, 2))
     namespace["shape_a"] = "8, 9, 58, 42"
     grader.check("q1", namespace)
-    lines = capsys.readouterr().out.splitlines()
-    assert 2 <= len(lines) <= 4 and "expected shape (3, 4), got shape (2, 2)" in lines[1]
+    lines = capsys.readouterr().out.splitlines()  # two public cases fail: 3 lines at most each
+    assert 3 <= len(lines) <= 7 and "expected shape (3, 4), got shape (2, 2)" in lines[1]
     grader.check("q4", namespace)
     assert "expected a tuple" in capsys.readouterr().out
     namespace["shape_a"] = [8, 9, 58, 42]  # a list is the same answer
@@ -374,7 +376,11 @@ def graded(dist, tmp_path_factory):
             solution, "    kernel = np.asarray(kernel, dtype=float)\n",
             "    kernel = np.asarray(kernel, dtype=float)\n"
             "    from numpy.lib.stride_tricks import sliding_window_view as view\n"
-            "    return np.einsum('ijkl,kl->ij', view(image, kernel.shape), kernel)\n")),
+            "    span = tuple(dilation * (k - 1) + 1 for k in kernel.shape)\n"
+            "    windows = view(image, span)[..., ::dilation, ::dilation]\n"
+            "    return np.einsum('ijkl,kl->ij', windows, kernel)\n")),
+        "lesson_copy": _write(folder / "lesson_copy.ipynb", _with_function(
+            solution, "corr2d", _lesson_function("02_", "conv_by_hand", "corr2d"))),
         "loop": _write(folder / "loop.ipynb", _edit(solution, "import numpy as np",
                                                     "import numpy as np\nwhile True:\n    pass")),
         "magic": _write(folder / "magic.ipynb", _edit(solution, "import numpy as np",
@@ -387,6 +393,26 @@ def graded(dist, tmp_path_factory):
     files["deep"].write_text('{"cells": ' + "[" * 50_000 + "]" * 50_000 + "}")
     return _grade_batch(files, folder / "out" / "grades.csv", lab / "autograder",
                         "--timeout", "20")
+
+
+def _lesson_function(prefix: str, name: str, new_name: str) -> str:
+    """The def of ``name`` from the lesson whose file starts with ``prefix``, renamed."""
+    lesson = next((ROOT / "notebooks").glob(f"{prefix}*.ipynb"))
+    for cell in _nb(lesson)["cells"]:
+        for node in ast.parse(runner.to_python("".join(cell["source"]))).body \
+                if cell["cell_type"] == "code" else []:
+            if isinstance(node, ast.FunctionDef) and node.name == name:
+                node.name = new_name
+                return ast.unparse(node)
+    raise AssertionError(f"{name} not found in {lesson.name}")
+
+
+def _with_function(notebook: dict, name: str, code: str) -> dict:
+    """A copy of ``notebook`` whose cell defining ``name`` holds ``code`` instead."""
+    result = json.loads(json.dumps(notebook))
+    cell = next(c for c in result["cells"] if f"def {name}(" in "".join(c["source"]))
+    cell["source"] = code
+    return result
 
 
 def _grade_batch(files: dict[str, Path], out: Path, autograder: Path, *options: str) -> dict:
@@ -418,7 +444,9 @@ def test_grade_scores_every_submission(graded):
     assert _row(graded, "magic")["total"] == "19"  # IPython magics run through IPython
     assert _row(graded, "optlike")["total"] == "19" and not (graded["out"].parent.parent /
                                                             "odd.ipynb").exists()
-    assert _row(graded, "list")["q4"] == "3"  # a list is not the tuple the question asks for
+    assert _row(graded, "list")["q4"] == "4"  # a list holds the same four numbers as a tuple
+    # lesson 02's cross-correlation, renamed: it answers the undilated public case, and loops
+    assert float(_row(graded, "lesson_copy")["q1"]) <= 1.0
     einsum = _row(graded, "einsum")
     assert einsum["q1"] == "3.5" and "must be written with explicit loops" in einsum["reason"]
     assert _row(graded, "loop")["status"] == "timeout"
@@ -650,6 +678,9 @@ def test_npz_with_a_large_decoded_total_is_refused_before_decoding(tmp_path):
     ("x = 1\n%timeit -n 3 -r 2 f(x)\n!ls\ny = !ls\nnp.sum?\n  %matplotlib inline",
      "x = 1\nf(x)\npass\ny = None\npass\n  pass"),
     ('s = "50%"\na = b % c\nif x != 3:\n    pass', 's = "50%"\na = b % c\nif x != 3:\n    pass'),
+    # inside brackets and strings a line starting with ! or % is Python, as IPython reads it
+    ("%time t = 1\nok = (a\n      != b)\nr = (c\n     % 2)\ns = '''\n%d\n'''",
+     "t = 1\nok = (a\n      != b)\nr = (c\n     % 2)\ns = '''\n%d\n'''"),
 ])
 def test_cells_are_read_as_jupyter_runs_them(cell, python):
     assert runner.to_python(cell) == python
@@ -698,3 +729,61 @@ def test_lab2_hidden_accuracy_uses_images_the_notebook_never_touches(dist):
     seen = {tuple(image.flatten().tolist()) for image in seen}
     assert len(held_out) >= 150
     assert not [i for i, image in enumerate(held_out) if tuple(image.flatten().tolist()) in seen]
+
+
+class _Canonical(ast.NodeTransformer):
+    """A def with its identifiers renamed in order of first appearance and no docstring, so
+    that two functions differing only in names dump to the same text."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+
+    def _name(self, name: str) -> str:
+        return self.names.setdefault(name, f"v{len(self.names)}")
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
+        node.name, node.decorator_list, node.returns = "f", [], None
+        first = node.body[0] if node.body else None
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and \
+                isinstance(first.value.value, str):
+            node.body = node.body[1:] or [ast.Pass()]
+        self.generic_visit(node)
+        return node
+
+    def visit_arg(self, node: ast.arg) -> ast.AST:
+        node.arg, node.annotation = self._name(node.arg), None
+        return node
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        node.id = self._name(node.id)
+        return node
+
+
+def _canonical_defs(code: str) -> dict[str, str]:
+    """{name: canonical dump} of every def in ``code`` (nested ones too)."""
+    found = {}
+    for node in ast.walk(ast.parse(runner.to_python(code))):
+        if isinstance(node, ast.FunctionDef):
+            name = node.name
+            found[name] = ast.dump(_Canonical().visit(copy.deepcopy(node)))
+    return found
+
+
+def test_no_lab_answer_is_a_lessons_function_renamed():
+    """Lesson code copied under a lab's name must not be an answer: compared after renaming
+    every identifier and dropping docstrings (lesson 02's conv_by_hand was lab 1's corr2d)."""
+    from hostile_helpers import solution_cells
+
+    lessons: dict[str, str] = {}
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        for cell in _nb(path)["cells"]:
+            if cell["cell_type"] == "code":
+                lessons |= {dump: f"{path.stem}: {name}" for name, dump in
+                            _canonical_defs("".join(cell["source"])).items()}
+    assert len(lessons) > 20
+    copies = []
+    for lab in LAB_NAMES:
+        for code in solution_cells(_nb(LABS / f"{lab}.ipynb")):
+            copies += [f"{lab}: {name} is {lessons[dump]}"
+                       for name, dump in _canonical_defs(code).items() if dump in lessons]
+    assert copies == []

@@ -5,8 +5,9 @@ runner (``runner.py``) executes its code cells, then performs the lab's *call pl
 cases' code and inputs: no expected values, no points) and writes the answers as plain data
 (JSON + ``np.savez``, no pickle). The grader (``grade.py``) never runs student code: it
 reads those files with size caps, validates them and compares them with the expected
-answers that ``cnnlab assign`` computed from the master's solution (``scoring.py``, with one
-class per kind of case in ``kinds.py``), checks
+answers that ``cnnlab assign`` computed from the master's solution and stored in the
+autograder bundle (``bundle.py``) (``scoring.py``, with one class per kind of case in
+``kinds.py``), checks
 the submitted source statically (``static.py``), and writes one CSV row per submission
 (``report.py``). ``check.py`` gives students the public cases (``grader.check("q1")``);
 ``gradescope.py`` packs the same grader for Gradescope.

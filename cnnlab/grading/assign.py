@@ -20,20 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlab.grading import gradescope, sandbox, scoring, static
+from cnnlab.grading import bundle, gradescope, sandbox, scoring, static
 from cnnlab.grading.master import MASTER, Case, read_cases, student_notebook
 from cnnlab.grading.runner import cell_sources, encode
 
 RUNNER = Path(__file__).with_name("runner.py")
-
-
-def _save(folder: Path, stem: str, values: dict) -> None:
-    """values {key: plain data} -> stem.json (tagged) + stem.npz (arrays, no pickle)."""
-    arrays: dict[str, np.ndarray] = {}
-    trees = {key: encode(value, arrays) for key, value in values.items()}
-    (folder / f"{stem}.json").write_text(json.dumps(trees), encoding="utf-8")
-    with open(folder / f"{stem}.npz", "wb") as f:
-        np.savez(f, **arrays)
 
 
 def _plan(cases: list[Case]) -> tuple[dict, dict[str, np.ndarray]]:
@@ -139,11 +130,7 @@ def assign_one(master: Path, out: Path) -> Path:
     if leaks:
         shutil.rmtree(target)
         raise ValueError("the student version leaks solution lines: " + "; ".join(leaks[:5]))
-    (grader / "lab.json").write_text(json.dumps(lab_info, indent=1), encoding="utf-8")
-    _save(grader, "expected", expected)
-    (grader / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
-    with open(grader / "plan.npz", "wb") as f:
-        np.savez(f, **plan_arrays)
+    bundle.save(grader, lab_info, expected, plan, plan_arrays)
     (grader / f"{lab}.ipynb").write_text(json.dumps(solution, indent=1) + "\n", "utf-8")
     gradescope.write_zip(grader, grader / f"{lab}_gradescope.zip")
     return target

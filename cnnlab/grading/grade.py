@@ -21,11 +21,10 @@ from pathlib import Path
 from queue import Queue
 from typing import Any
 
-import numpy as np
-
-from cnnlab.grading import sandbox, scoring, static
+from cnnlab.grading import bundle, sandbox, scoring, static
+from cnnlab.grading.bundle import Autograder
 from cnnlab.grading.report import STATUSES, Grade, Report
-from cnnlab.grading.runner import cell_sources, decode
+from cnnlab.grading.runner import cell_sources
 
 MAX_NOTEBOOK = 20 * 2**20  # bytes: a submission larger than this is invalid, unread
 DEFAULT_TIMEOUT = 120.0
@@ -36,25 +35,6 @@ def _cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
-
-
-class Autograder:
-    """The grader-only files written by ``cnnlab assign`` (never mounted into a sandbox)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        try:
-            self.lab = json.loads((folder / "lab.json").read_text(encoding="utf-8"))
-            expected = json.loads((folder / "expected.json").read_text(encoding="utf-8"))
-            with np.load(folder / "expected.npz", allow_pickle=False) as arrays:
-                self.expected = {k: decode(v, arrays) for k, v in expected.items()}
-            self.plan = (folder / "plan.json").read_bytes()
-            self.plan_arrays = (folder / "plan.npz").read_bytes()
-        except (OSError, ValueError, KeyError) as error:
-            raise FileNotFoundError(f"{folder} is not an autograder folder from `cnnlab "
-                                    f"assign` ({type(error).__name__}: {error})") from None
-        self.name: str = self.lab["lab"]
-        self.questions = {q: float(v["points"]) for q, v in self.lab["questions"].items()}
 
 
 def read_notebook(path: Path) -> tuple[dict | None, str]:
@@ -126,8 +106,7 @@ def grade_one(path: Path, autograder: Autograder, limits: sandbox.Limits, slot: 
         scratch = work / "scratch"
         scratch.mkdir()
         (scratch / "submission.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
-        (scratch / "plan.json").write_bytes(autograder.plan)
-        (scratch / "plan.npz").write_bytes(autograder.plan_arrays)
+        autograder.write_plan(scratch)
         confinement.prepare(work, scratch, slot)
         run = sandbox.run(scratch, limits, slot, confinement)
         if run.status == "timeout":
@@ -167,18 +146,6 @@ def grade_one(path: Path, autograder: Autograder, limits: sandbox.Limits, slot: 
     finally:
         shutil.rmtree(work, ignore_errors=True)
         grade.seconds = time.monotonic() - start
-
-
-def load_autograder(path: Path, keep: list[Path]) -> Autograder:
-    """An autograder folder, or the zip from `cnnlab assign` unpacked into a temp folder."""
-    if path.is_file() and zipfile.is_zipfile(path):
-        target = Path(tempfile.mkdtemp(prefix="cnnlab-autograder-"))
-        keep.append(target)
-        with zipfile.ZipFile(path) as archive:
-            for name in ("lab.json", "expected.json", "expected.npz", "plan.json", "plan.npz"):
-                (target / name).write_bytes(archive.read(name))
-        return Autograder(target)
-    return Autograder(path)
 
 
 def _expand(items: Sequence[Path]) -> list[Path]:
@@ -308,7 +275,7 @@ def grade_main(argv: Sequence[str]) -> int:
     temps: list[Path] = []
     try:
         folder = args.autograder or args.dist / args.lab / "autograder"
-        autograder = load_autograder(folder, temps)
+        autograder = bundle.load(folder, temps)
     except (FileNotFoundError, KeyError, zipfile.BadZipFile, OSError) as error:
         print(f"cnnlab grade: {error}", file=sys.stderr)
         return 2

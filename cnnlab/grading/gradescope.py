@@ -25,10 +25,9 @@ from pathlib import Path
 
 import cnnlab
 from cnnlab.grading import sandbox
-from cnnlab.grading.grade import Autograder, grade_one
+from cnnlab.grading.bundle import FILES, Autograder, hide_secrets
+from cnnlab.grading.grade import grade_one
 
-FILES = ("lab.json", "expected.json", "expected.npz", "plan.json", "plan.npz")
-SECRET = ("lab.json", "expected.json", "expected.npz")  # the plan is what student code gets
 SETUP = """#!/usr/bin/env bash
 # Gradescope runs this once when it builds the autograder image.
 set -e
@@ -69,8 +68,7 @@ def main(root: Path) -> int:
     else:
         works, _ = sandbox.check_bwrap()
         limits = sandbox.Limits(timeout=600.0)
-        for name in SECRET:  # already read into the grader; student code must not read them
-            (root / "source" / name).chmod(0o600)
+        hide_secrets(root / "source")  # already read into the grader
         drop = not works and sandbox.others_can_run_python()
         confinement = sandbox.BWRAP if works else \
             sandbox.DROPPED_UID if drop else sandbox.UNCONFINED

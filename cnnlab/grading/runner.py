@@ -187,7 +187,38 @@ def to_python(text: str) -> str:
     if not any(line.lstrip()[:1] in ("%", "!") or line.rstrip().endswith("?")
                or "=" in line and ("!" in line or "%" in line) for line in lines):
         return "\n".join(lines)
-    return "\n".join(_python_line(line) for line in lines)
+    return "\n".join(_python_line(line) if starts else line
+                     for line, starts in zip(lines, _statement_starts(lines), strict=True))
+
+
+def _statement_starts(lines: list[str]) -> list[bool]:
+    """For each line, whether it starts outside brackets and strings (where a magic may be):
+    `!= b` continuing an expression in parentheses is Python, not a shell line. One pass."""
+    starts, depth, quote = [], 0, ""
+    for line in lines:
+        starts.append(depth == 0 and not quote and not line.lstrip().startswith("!="))
+        index = 0
+        while index < len(line):
+            char = line[index]
+            if quote:
+                if char == "\\":
+                    index += 1
+                elif line.startswith(quote, index):
+                    index += len(quote) - 1
+                    quote = ""
+            elif char == "#":
+                break
+            elif char in "\"'":
+                quote = char * 3 if line.startswith(char * 3, index) else char
+                index += len(quote) - 1
+            elif char in "([{":
+                depth += 1
+            elif char in ")]}":
+                depth = max(0, depth - 1)
+            index += 1
+        if len(quote) == 1:  # a one-line string ends with its line
+            quote = ""
+    return starts
 
 
 class _NoShell:
