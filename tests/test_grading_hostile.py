@@ -175,6 +175,9 @@ def _shortcut_notebooks(world: World) -> dict[str, dict]:
             "shortcut_frame_rebind": hh.fill(world.lab.student, replaced(cheats.frame_rebind)),
             "shortcut_numpy_alias_patch": hh.fill(world.lab.student, [
                 cheats.ALIAS_PATCH if "corr2d" in hh.function_names(code) else code
+                for code in world.lab.solutions]),
+            "shortcut_index_im2col": hh.fill(world.lab.student, [
+                cheats.INDEX_IM2COL if "corr2d" in hh.function_names(code) else code
                 for code in world.lab.solutions])}
 
 
@@ -292,7 +295,7 @@ def test_attack_scores_right(attack_run, baseline, name):
 @pytest.mark.parametrize("name", [
     "shortcut_einsum", "shortcut_shadow_builtin", "shortcut_code_swap",
     "shortcut_numpy_alias_patch", "shortcut_default_argument", "shortcut_comprehension_local",
-    "shortcut_nested_in_if", "shortcut_frame_rebind"])
+    "shortcut_nested_in_if", "shortcut_frame_rebind", "shortcut_index_im2col"])
 def test_vectorised_shortcut_loses_the_loop_points(world, attack_run, baseline, name):
     if name not in attack_run["paths"]:
         pytest.skip("the lab has none of the loop functions the shortcuts know")
@@ -300,7 +303,8 @@ def test_vectorised_shortcut_loses_the_loop_points(world, attack_run, baseline, 
     _check_row(row, baseline, "bounded")
     best = hh.scores(baseline["correct"], baseline["questions"])
     got = hh.scores(row, baseline["questions"])
-    replaced = ["corr2d"] if name == "shortcut_numpy_alias_patch" else list(cheats.SHORTCUTS)
+    replaced = ["corr2d"] if name in ("shortcut_numpy_alias_patch", "shortcut_index_im2col") \
+        else list(cheats.SHORTCUTS)
     loops = [f for f in hh.loops_required(LAB) if f in replaced]
     if not loops:
         pytest.skip("the master requires loops in none of the functions the shortcuts know")

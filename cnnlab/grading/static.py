@@ -40,6 +40,9 @@ METHODS_ALLOWED = frozenset({
     "shape", "ndim", "size", "dtype", "sum", "max", "min", "argmax", "prod", "copy", "astype",
     "item", "fill", "append"})
 MODULES = {"numpy": NUMPY_ALLOWED, "math": MATH_ALLOWED}
+# reductions: over a whole array or window only; along an axis they vectorise the loops away
+# (index-array im2col ends in `patches.sum(axis=(2, 3))`)
+REDUCTIONS = frozenset({"sum", "prod", "max", "min", "amax", "amin", "argmax", "argmin"})
 ALIASES = {"np": "numpy", "numpy": "numpy", "math": "math"}  # the names they may go by
 
 DYNAMIC = frozenset({
@@ -62,7 +65,8 @@ def allowed_text() -> str:
             + "; from NumPy " + ", ".join(f"`np.{n}`" for n in sorted(NUMPY_ALLOWED))
             + "; from `math` " + ", ".join(f"`math.{n}`" for n in sorted(MATH_ALLOWED))
             + "; and the array methods " + ", ".join(f"`.{n}`" for n in sorted(METHODS_ALLOWED))
-            + ".")
+            + ". Reductions (" + ", ".join(f"`{n}`" for n in sorted(REDUCTIONS))
+            + ") take a whole array or window, not an `axis`.")
 
 
 class TooLarge(ValueError):
@@ -238,6 +242,14 @@ class _Checker:
             self._visit(child, table, comp)
 
     def _node(self, node: ast.AST, table: symtable.SymbolTable, comp: frozenset[str]) -> None:
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                node.func.attr in REDUCTIONS:
+            target = node.func.value
+            module = isinstance(target, ast.Name) and target.id in ALIASES and \
+                not _is_local(target.id, table, comp)
+            if len(node.args) > (1 if module else 0) or \
+                    any(k.arg in ("axis", None) for k in node.keywords):
+                self.problems.append(f"{node.func.attr} along an axis")
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
             self.problems.append("a nested function, lambda or class")
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
