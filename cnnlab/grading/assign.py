@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -43,13 +42,6 @@ def _rules(case: Case) -> dict:
             "hint": case.hint, "static": case.static, "function": case.function}
 
 
-def _env(work: Path) -> dict[str, str]:
-    env = dict(sandbox.ENV_KEEP, HOME=str(work), TMPDIR=str(work), OMP_NUM_THREADS="2")
-    env.update({k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-                if k in os.environ})
-    return env
-
-
 def run_solution(notebook: dict, plan: dict, arrays: dict, timeout: float = 900.0):
     """Run a (trusted) notebook through the runner in a temp dir: its ``scoring.Results``."""
     work = Path(tempfile.mkdtemp(prefix="cnnlab-assign-"))
@@ -59,7 +51,7 @@ def run_solution(notebook: dict, plan: dict, arrays: dict, timeout: float = 900.
         with open(work / "plan.npz", "wb") as f:
             np.savez(f, **arrays)
         done = subprocess.run([sys.executable, "-I", str(RUNNER), str(work)], cwd=work,
-                              env=_env(work),
+                              env=sandbox.runner_env(str(work), str(work), threads=2),
                               capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
         try:
             return scoring.load_results(work / "out", [c["id"] for c in plan["cases"]])

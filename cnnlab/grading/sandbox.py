@@ -156,12 +156,7 @@ def bwrap_command(scratch: Path, slot: int, limits: Limits) -> list[str]:
     for path in binds:  # at the path Python uses, from wherever a symlink there leads
         command += ["--ro-bind", str(path.resolve()), str(path)]
     command += ["--bind", str(scratch), "/scratch", "--chdir", "/scratch"]
-    env = dict(ENV_KEEP, OMP_NUM_THREADS=str(limits.threads),
-               MKL_NUM_THREADS=str(limits.threads), OPENBLAS_NUM_THREADS=str(limits.threads))
-    for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # machine facts, not secrets
-        if key in os.environ:
-            env[key] = os.environ[key]
-    for key, value in sorted(env.items()):
+    for key, value in sorted(runner_env("/scratch", "/tmp", limits.threads).items()):
         command += ["--setenv", key, value]
     command.append("--")
     if root:
@@ -208,6 +203,17 @@ def slot_uid(slot: int) -> int:
                        f"graders (lock files in {UID_LOCKS})")
 
 
+def runner_env(home: str, tmp: str, threads: int) -> dict[str, str]:
+    """The whole environment the runner gets, wherever it runs (an allowlist: nothing of the
+    grader's own environment but two machine facts that BLAS needs)."""
+    env = dict(ENV_KEEP, HOME=home, TMPDIR=tmp, OMP_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+    for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # machine facts, not secrets
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
 @dataclass(frozen=True)
 class Confinement:
     """How one kind of run confines student code (see the module docstring)."""
@@ -231,8 +237,7 @@ class Confinement:
         """The environment of the command (bwrap sets the sandbox's own with --setenv)."""
         if self.bwrap:
             return {"PATH": "/usr/bin:/bin"}
-        return {**ENV_KEEP, "OMP_NUM_THREADS": str(limits.threads), "HOME": str(scratch),
-                "TMPDIR": str(scratch)}
+        return runner_env(str(scratch), str(scratch), limits.threads)
 
     def prepare(self, work: Path, scratch: Path, slot: int) -> None:
         """Give the scratch folder to the uid that runs the code (it must write there)."""
