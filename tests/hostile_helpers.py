@@ -223,6 +223,12 @@ def assign(lab: str, dist: Path) -> Lab:
     done = subprocess.run([*cnnlab_command(), "assign", str(master_path), "--out", str(dist)],
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
+    return read_lab(lab, dist)
+
+
+def read_lab(lab: str, dist: Path) -> Lab:
+    """The lab as `cnnlab assign` wrote it into ``dist``, with the master's answers."""
+    master_path = LABS / f"{lab}.ipynb"
     student = json.loads((dist / lab / "student" / f"{lab}.ipynb").read_text())
     solutions = solution_cells(json.loads(master_path.read_text()))
     return Lab(lab, dist, student, solutions, [wrong_version(s) for s in solutions])

@@ -6,9 +6,11 @@ checks that
 - "Run All" finishes with no error output, except in cells tagged ``nbval-raises-exception``
   (those show an error on purpose).
 Screenshots of each lesson go to ``tests/artifacts/browser/`` (git-ignored) for CI artefacts.
-The student labs, a broken lesson and lesson 03's live explorer are checked in
-``test_browser_labs.py``, with a server of its own so that the two files run side by side; the
-server, the browser and the helpers live in ``browser_support.py``.
+This file checks the first half of the lessons and ``test_browser_later.py`` the second half;
+the student labs, a broken lesson and lesson 03's live explorer are checked in
+``test_browser_labs.py``. Each file has a server and a browser of its own, so that the three
+run side by side on pytest-xdist's workers; the server, the browser and the helpers live in
+``browser_support.py``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from browser_support import LESSONS, _problems, chromium, serve
+from browser_support import EARLY_LESSONS, _problems, chromium, serve
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,7 @@ def browser(lab_url: str) -> Iterator[object]:
     yield from chromium()
 
 
-@pytest.mark.parametrize("lesson", LESSONS)
+@pytest.mark.parametrize("lesson", EARLY_LESSONS)
 def test_lesson_runs_in_jupyterlab(browser: object, lab_url: str, lesson: str) -> None:
     problems = _problems(browser, lab_url, lesson)
     assert not problems, f"{lesson}: " + "; ".join(problems)

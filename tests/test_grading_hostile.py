@@ -479,6 +479,8 @@ def test_attack_cells_are_valid_python():
             compile(code, attack.name, "exec")  # a broken attack would prove nothing
     for attack in attacks.BOMBS:
         for code in attacks.cells(attack, facts):
+            if cheats.AST_BOMB in code:
+                continue  # a list literal by construction (compiling it takes 13 s)
             compile(code, attack.name, "exec")
     for function in cheats.SHORTCUTS:
         compile(cheats.shadowed(function), function, "exec")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import hostile_helpers as hh
 import pytest
+from assigned import assigned_dist
 
 CONV2D_NDINDEX = '''def conv2d_loops(x, weight, bias=None, stride=1, padding=0):
     """np.ndindex over (o, i, j), math.floor for the output size."""
@@ -126,14 +127,16 @@ def graded(tmp_path_factory) -> dict[str, dict[str, dict[str, str]]]:
     work = tmp_path_factory.mktemp("variants")
     env = {**os.environ, "HOME": str(work)}
     rows = {}
+    dist = assigned_dist(tmp_path_factory)
     for lab_name in LABS:
-        lab = hh.assign(lab_name, work / "dist")
+        lab = hh.read_lab(lab_name, dist)
         files = []
         for name, answers, extra in [(v, a, e) for lab_, v, a, e in VARIANTS if lab_ == lab_name]:
             notebook = hh.fill(lab.student, _replace(lab.solutions, answers))
             notebook = hh.add_cells(notebook, extra, at_start=True) if extra else notebook
             files.append(str(hh.write(work / f"{name}.ipynb", notebook)))
-        run = hh.grade(files, work / f"{lab_name}.csv", work, env, lab_name, timeout=120)
+        run = hh.grade(files, work / f"{lab_name}.csv", work, env, lab_name, timeout=120,
+                       extra=["--dist", str(dist)])
         assert run.status == 0, run.stdout[-2000:] + run.stderr[-2000:]
         rows[lab_name] = {Path(f).stem: hh.find_row(run.rows, f) for f in files}
     return rows

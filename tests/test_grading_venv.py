@@ -26,6 +26,7 @@ from pathlib import Path
 
 import hostile_helpers as hh
 import pytest
+from assigned import assigned_dist
 
 from cnnlab.grading.grade import grader_fault
 
@@ -64,10 +65,7 @@ def _run(args: list, user: int | None = None, **kwargs) -> subprocess.CompletedP
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory) -> Path:
     hh.require_bwrap()
-    folder = tmp_path_factory.mktemp("venv-dist") / "dist"
-    for lab in LABS:
-        hh.assign(lab, folder)
-    return folder
+    return assigned_dist(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

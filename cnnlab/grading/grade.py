@@ -133,12 +133,9 @@ def grade_one(path: Path, autograder: Autograder, limits: sandbox.Limits, slot: 
                   for cid, c in autograder.lab["cases"].items() if c.get("static")}
         grade.scores, notes = scoring.score(autograder.lab, autograder.expected, answers,
                                             checks)
-        errors = [f"cell {c.get('cell')}: {str(c.get('error'))[:80]}" for c in cells[:2]]
         grade.notes = notes
+        grade.cell_errors = [f"cell {c.get('cell')}: {str(c.get('error'))[:80]}" for c in cells]
         grade.status = "errors" if cells else "ok"
-        grade.reason = "; ".join(errors + notes[:4] +
-                                 ([f"{len(notes) - 4} more cases failed"] if len(notes) > 4
-                                  else []))
         return grade
     except Exception as error:  # noqa: BLE001 - one bad submission must not end the run
         grade.status, grade.reason = "failed", f"grader error: {type(error).__name__}: {error}"
@@ -181,7 +178,7 @@ def grade_all(submissions: Sequence[Path], autograder: Autograder, out: Path,
             grades.append(grade)
             echo(f"[{len(grades)}/{len(submissions)}] {path}: {grade.total:g}/"
                  f"{report.possible:g} {grade.status}"
-                 + (f" ({grade.reason[:120]})" if grade.reason else ""), flush=True)
+                 + (f" ({grade.summary[:120]})" if grade.summary else ""), flush=True)
         return grade
 
     pool = ThreadPoolExecutor(jobs)

@@ -78,7 +78,7 @@ def main(root: Path) -> int:
             payload["tests"].append({"name": question, "score": grade.scores.get(question, 0.0),
                                      "max_score": points, "output": "\n".join(mine)})
         payload["score"] = grade.total
-        payload["output"] = f"status: {grade.status}" + (f"; {grade.reason}" if grade.reason
+        payload["output"] = f"status: {grade.status}" + (f"; {grade.summary}" if grade.summary
                                                          else "")
         if not works and not drop:
             payload["output"] += ("; WARNING: no sandbox and this Python is not readable by "

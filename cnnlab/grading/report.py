@@ -24,13 +24,22 @@ class Grade:
     file: str
     scores: dict[str, float] = field(default_factory=dict)
     status: str = "ok"
-    reason: str = ""
+    reason: str = ""  # why it could not be graded normally (invalid, timeout, failed ...)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)  # every failed case: "q1/name: why"
+    cell_errors: list[str] = field(default_factory=list)  # "cell 3: NameError: ..."
 
     @property
     def total(self) -> float:
         return sum(self.scores.values())
+
+    @property
+    def summary(self) -> str:
+        """The reason column: the reason, else the first cell errors and failed cases."""
+        if self.reason:
+            return self.reason
+        more = [f"{len(self.notes) - 4} more cases failed"] if len(self.notes) > 4 else []
+        return "; ".join(self.cell_errors[:2] + self.notes[:4] + more)
 
 
 def escape(cell: str) -> str:
@@ -63,7 +72,7 @@ class Report:
         if self._file.closed:
             return
         self._write([grade.file, *(f"{grade.scores.get(q, 0.0):g}" for q in self.questions),
-                     f"{grade.total:g}", f"{self.possible:g}", grade.status, grade.reason])
+                     f"{grade.total:g}", f"{self.possible:g}", grade.status, grade.summary])
 
     def finish(self) -> None:
         """Close and atomically move the rows onto the final path."""
