@@ -15,23 +15,7 @@ run side by side on pytest-xdist's workers; the server, the browser and the help
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from browser_support import EARLY_LESSONS, lesson_test, module_fixtures
 
-import pytest
-from browser_support import EARLY_LESSONS, _problems, chromium, serve
-
-
-@pytest.fixture(scope="module")
-def lab_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from serve(tmp_path_factory, labs=False)
-
-
-@pytest.fixture(scope="module")
-def browser(lab_url: str) -> Iterator[object]:
-    yield from chromium()
-
-
-@pytest.mark.parametrize("lesson", EARLY_LESSONS)
-def test_lesson_runs_in_jupyterlab(browser: object, lab_url: str, lesson: str) -> None:
-    problems = _problems(browser, lab_url, lesson)
-    assert not problems, f"{lesson}: " + "; ".join(problems)
+lab_url, browser = module_fixtures(labs=False)
+test_lesson_runs_in_jupyterlab = lesson_test(EARLY_LESSONS)

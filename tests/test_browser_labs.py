@@ -5,7 +5,6 @@ explorer of lesson 03, each in JupyterLab in headless Chromium; see ``test_brows
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from browser_support import (
@@ -20,19 +19,10 @@ from browser_support import (
     _opened_modified,
     _problems,
     _run_all,
-    chromium,
-    serve,
+    module_fixtures,
 )
 
-
-@pytest.fixture(scope="module")
-def lab_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from serve(tmp_path_factory, labs=True)
-
-
-@pytest.fixture(scope="module")
-def browser(lab_url: str) -> Iterator[object]:
-    yield from chromium()
+lab_url, browser = module_fixtures(labs=True)
 
 
 @pytest.mark.parametrize("lab", LABS)
