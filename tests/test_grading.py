@@ -35,8 +35,8 @@ from notebook_text import NOTEBOOKS, cells, source, stored_text
 from cnnlab import cli
 from cnnlab.grading import (
     assign,
+    bundle,
     check,
-    grade,
     kinds,
     master,
     report,
@@ -152,7 +152,7 @@ def test_no_lab_answer_is_printed_in_a_lesson(dist):
     lessons = "\n".join("\n".join(source(c) for c in cells(n)) + stored_text(n) for n in names)
     words = set(lessons.replace("(", " ( ").replace(")", " ) ").split())
     for lab in LAB_NAMES:
-        expected = grade.Autograder(dist["dist"] / lab / "autograder").expected
+        expected = bundle.Autograder(dist["dist"] / lab / "autograder").expected
         for case, value in expected.items():
             for text in _printed(value):
                 found = text in words if isinstance(value, int) else text in lessons
