@@ -1,4 +1,4 @@
-"""One `cnnlab assign` of the three lab masters per test session, shared by every worker.
+"""One `cnnlab assign` of every lab master per test session, shared by every worker.
 
 Several test files only read what `cnnlab assign` writes (the student notebooks, the public
 checks, the autograder). Assigning runs each master's solution, and lab 2 trains, so each file
@@ -19,11 +19,11 @@ from filelock import FileLock
 from cnnlab.grading import assign
 
 ROOT = Path(__file__).resolve().parents[1]
-LAB_NAMES = ("lab1_convolution", "lab2_build_a_cnn", "lab3_backward")
+LAB_NAMES = tuple(sorted(p.stem for p in (ROOT / "notebooks" / "labs").glob("lab*.ipynb")))
 
 
 def assigned_dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """DIST with DIST/<lab>/student and DIST/<lab>/autograder for the three labs (read only)."""
+    """DIST with DIST/<lab>/student and DIST/<lab>/autograder for every lab (read only)."""
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if base.name.startswith("popen-gw") else base  # xdist: the session's
     dist, done = shared / "assigned" / "dist", shared / "assigned" / "done"

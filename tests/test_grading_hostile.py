@@ -35,6 +35,7 @@ from pathlib import Path
 
 import hostile_helpers as hh
 import pytest
+from assigned import assigned_dist
 
 import cnnlab
 
@@ -71,7 +72,7 @@ def world(tmp_path_factory) -> World:
     root = tmp_path_factory.mktemp("hostile")
     work = root / "work"
     work.mkdir()
-    lab = hh.assign(LAB, work / "dist")
+    lab = hh.copy_assigned(LAB, assigned_dist(tmp_path_factory), work / "dist")
     home = root / "home"
     home.mkdir()
     canary = home / "canary.txt"
@@ -573,11 +574,11 @@ OTHER_ATTACKS = ["eq_always_true", "forge_result_files", "bg_subprocess"]
 
 
 @pytest.fixture(scope="module", params=OTHER_LABS)
-def other_lab_run(request, world, attack_run):
+def other_lab_run(request, world, attack_run, tmp_path_factory):
     name = request.param
     folder = world.root / name
     folder.mkdir()
-    lab = hh.assign(name, world.work / "dist")
+    lab = hh.copy_assigned(name, assigned_dist(tmp_path_factory), world.work / "dist")
     dist = world.work / "dist" / name
     facts = dict(attack_run["facts"], solution="\n\n".join(lab.solutions), values=lab.values,
                  functions=lab.functions,
