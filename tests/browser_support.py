@@ -144,18 +144,40 @@ def chromium() -> Iterator[object]:
         launched.close()
 
 
+_TABS: dict[int, object] = {}  # one JupyterLab tab per browser, reused from notebook to notebook
+OPENED_JS = """(path) => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  return !!(w && w.context && w.context.path === path && w.context.isReady
+            && w.sessionContext.session?.kernel?.status === 'idle'); }"""
+OPEN_JS = """(path) => { window.jupyterapp.commands.execute('docmanager:open',
+                                                     {path: path, factory: 'Notebook'}); }"""
+# closes every document without asking to save (a run leaves it modified), then the tab is
+# empty: the next notebook opens in it without loading JupyterLab again
+CLOSE_ALL_JS = """async () => {
+  const shell = window.jupyterapp.shell;
+  for (const w of [...shell.widgets('main')]) {
+    if (w.context) { w.context.model.dirty = false; }
+  }
+  const closed = window.jupyterapp.commands.execute('application:close-all');
+  const late = new Promise(resolve => setTimeout(() => resolve('late'), 20000));
+  return (await Promise.race([closed, late])) === 'late' ? -1 : [...shell.widgets('main')].length;
+}"""
+
+
 def _open(browser: object, lab_url: str, lesson: str):  # -> playwright Page
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    # a workspace of its own: JupyterLab would otherwise reopen every notebook opened before,
-    # each with a kernel, and by lesson 07 seven kernels compete for two cores
-    workspace = f"check-{next(_PAGES)}"
-    page.goto(f"{lab_url}/lab/workspaces/{workspace}/tree/notebooks/{lesson}?token={TOKEN}")
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                           " && window.jupyterapp.shell.currentWidget.context"
-                           " && window.jupyterapp.shell.currentWidget.context.isReady",
-                           timeout=60_000)
-    page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext"
-                           ".session?.kernel?.status === 'idle'", timeout=60_000)
+    """The browser's tab with ``notebooks/<lesson>`` open and its kernel idle. The first call
+    loads JupyterLab (about 7 s of a 2-core machine); later ones reuse that tab."""
+    path = f"notebooks/{lesson}"
+    page = _TABS.get(id(browser))
+    if page is not None and not page.is_closed():
+        page.evaluate(OPEN_JS, path)
+    else:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        # a workspace of its own: JupyterLab would otherwise reopen every notebook opened in
+        # earlier runs, each with a kernel competing for two cores
+        workspace = f"check-{next(_PAGES)}"
+        page.goto(f"{lab_url}/lab/workspaces/{workspace}/tree/{path}?token={TOKEN}")
+        _TABS[id(browser)] = page
+    page.wait_for_function(OPENED_JS, arg=path, timeout=60_000)
     return page
 
 
@@ -215,9 +237,15 @@ def _opened_modified(page, lab_url: str, path: str) -> bool:
 
 
 def _close(page, lab_url: str) -> None:
-    """Close the tab, then shut down every kernel of the server (kernels left running slow the
-    rest). The server's REST API is used, not JavaScript, so that a hung page cannot hang this."""
-    page.close()
+    """Close the notebook (the tab stays for the next one; a tab that does not answer is
+    closed too), then shut down every kernel of the server through its REST API, so that a
+    hung page cannot hang this (kernels left running slow the rest)."""
+    try:
+        left = page.evaluate(CLOSE_ALL_JS)
+        if left:
+            raise RuntimeError(f"{left} documents stayed open")
+    except Exception:  # noqa: BLE001 - any failure: start the next check in a fresh tab
+        page.close()
     request = urllib.request.Request(f"{lab_url}/api/kernels?token={TOKEN}")
     with urllib.request.urlopen(request, timeout=10) as response:
         kernels = json.load(response)
