@@ -569,7 +569,7 @@ def test_oracle_pays_without_the_sandbox(control_run, baseline, name):
 # labs 2 and 3: the honest pair and a few attacks, one run each (lab 2 trains a model in
 # every submission; lab 3 is the backward passes)
 
-OTHER_LABS = ["lab2_build_a_cnn", "lab3_backward"]
+OTHER_LABS = ["lab2_build_a_cnn", "lab3_backward", "lab4_modern_blocks"]
 OTHER_ATTACKS = ["eq_always_true", "forge_result_files", "bg_subprocess"]
 
 

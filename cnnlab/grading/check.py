@@ -8,6 +8,8 @@ failing case otherwise. Your instructor grades with hidden cases too, in a sandb
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -35,6 +37,13 @@ class Checker:
 
     def _result(self, case: dict, namespace: dict) -> str:
         """'' when the case passes, else what went wrong (short)."""
+        why = self._verdict(case, namespace)
+        stubs = _stubs(case["code"], namespace) if why and "not answered" not in why else []
+        if stubs:  # e.g. a class whose forward is still `...`: it runs, but answers nothing
+            return (f"not answered yet ({', '.join(stubs)} still has `...` in place of code)")
+        return why
+
+    def _verdict(self, case: dict, namespace: dict) -> str:
         inputs = {k: decode(v) for k, v in case["inputs"].items()}
         try:
             value = run_case(case["code"], namespace, inputs)
@@ -83,3 +92,30 @@ class Checker:
         namespace = sys._getframe(1).f_globals
         questions = dict.fromkeys(c["question"] for c in self.cases.values())
         self.passed = all([self._check(q, namespace) for q in questions])
+
+
+def _stubs(code: str, namespace: dict[str, Any]) -> list[str]:
+    """The functions and classes that ``code`` names which still hold a line that is only
+    `...` (the handed-out blank), read from their source (IPython keeps each cell's)."""
+    try:
+        names = {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name)}
+    except SyntaxError:
+        return []
+    found = []
+    for name in sorted(names):
+        value = namespace.get(name)
+        if inspect.isfunction(value):
+            functions = [value]
+        elif isinstance(value, type) and value.__module__ == namespace.get("__name__"):
+            functions = [v for v in vars(value).values() if inspect.isfunction(v)]
+        else:
+            continue
+        for function in functions:
+            try:
+                lines = inspect.getsource(function).splitlines()
+            except (OSError, TypeError):
+                continue
+            if any(line.strip() == "..." for line in lines):
+                found.append(name)
+                break
+    return found
