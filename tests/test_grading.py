@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from assigned import LAB_NAMES
+from assigned import LAB_NAMES, assigned_dist
 from hostile_helpers import require_bwrap
 from notebook_text import NOTEBOOKS, cells, source, stored_text
 
@@ -80,7 +80,8 @@ def _edit(notebook: dict, old: str, new: str) -> dict:
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory):
-    """`cnnlab assign` of the three labs and of a master whose solution fails its own case."""
+    """The session's shared `cnnlab assign` of every lab (tests/assigned.py), and one more
+    assign of lab 1 next to a master whose solution fails its own case."""
     tmp = tmp_path_factory.mktemp("assign")
     broken = tmp / "broken_lab.ipynb"
     broken.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
@@ -90,10 +91,10 @@ def dist(tmp_path_factory):
          "source": "# QUESTION q1\ncase('the answer', 'answer', expected=42)"}]}))
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = assign.assign_main([*(str(LABS / f"{lab}.ipynb") for lab in LAB_NAMES),
-                                     str(broken), "--out", str(tmp / "dist")])
-    return {"dist": tmp / "dist", "status": status, "out": out.getvalue(),
-            "err": err.getvalue()}
+        status = assign.assign_main([str(LABS / "lab1_convolution.ipynb"), str(broken),
+                                     "--out", str(tmp / "dist")])
+    return {"dist": assigned_dist(tmp_path_factory), "status": status, "out": out.getvalue(),
+            "err": err.getvalue(), "with_broken": tmp / "dist"}
 
 
 def test_assign_builds_student_notebooks_and_autograders(dist):
@@ -117,7 +118,9 @@ def test_assign_refuses_a_master_whose_solution_fails(dist):
     assert dist["status"] == 1
     assert "broken_lab.ipynb: FAILED" in dist["err"]
     assert "q1/the answer: expected 42" in dist["err"]
-    assert f"assigned {len(LAB_NAMES)} of {len(LAB_NAMES) + 1} labs" in dist["out"]
+    assert "assigned 1 of 2 labs" in dist["out"]  # one failing master does not stop the rest
+    assert (dist["with_broken"] / "lab1_convolution" / "autograder" / "lab.json").is_file()
+    assert not (dist["with_broken"] / "broken_lab").exists()
 
 
 def test_assign_without_master_says_where_it_looked(tmp_path, monkeypatch, capsys):
