@@ -34,17 +34,19 @@ def check_answer(name: str, answer: Any, expected: Any, *, rel_tol: float = 1e-6
     """Print a one-line verdict on ``answer`` and return whether it is right.
 
     ``answer`` left as ``...`` (or ``None``) prints "not answered yet". The comparison is the
-    labs' own (``cnnlab.grading.kinds.same``): numbers with a tolerance, arrays and tensors by
-    shape then values, tuples and lists item by item (a ``torch.Size`` counts as a tuple),
-    text without case or surrounding spaces.
+    labs' own (``cnnlab.grading.kinds.same``): whole numbers exactly, floats with a tolerance,
+    arrays and tensors by shape then values, tuples and lists item by item (a ``torch.Size``
+    counts as a tuple), text without case or surrounding spaces.
     """
     if _is_unanswered(answer):
         print(f"{name}: not answered yet (replace the ... with your answer and run again)")
         return False
     from cnnlab.grading.kinds import same  # the one comparison of exercises and labs
 
-    why = same(_plain(expected), _plain(answer), close=True, rtol=rel_tol, atol=abs_tol,
-               reveal=False)  # an exercise never gives its answer away
+    # whole numbers exactly (12,289,001 is not 12,289,000), anything with a float in it within
+    # the tolerance; an exercise never gives its answer away
+    why = same(_plain(expected), _plain(answer), close=False, rtol=rel_tol, atol=abs_tol,
+               reveal=False)
     if not why:
         print(f"{name}: correct")
     else:

@@ -39,3 +39,31 @@ def test_wrong_answers_get_one_line(answer, expected, detail, capsys) -> None:
     assert check_answer("q", answer, expected) is False
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "not yet" in out and detail in out
+
+
+@pytest.mark.parametrize(("answer", "expected"), [
+    (12_289_000, 12_289_000), ((4, 8, 16, 16), (4, 8, 16, 16)),
+    ([[8, 6], [7, 9]], [[8, 6], [7, 9]]),
+])
+def test_a_right_answer_is_not_repeated(answer, expected, capsys) -> None:
+    """A verdict is "correct" and nothing else: a stored solution shows no answer."""
+    assert check_answer("Exercise 1", answer, expected) is True
+    assert capsys.readouterr().out == "Exercise 1: correct\n"
+
+
+@pytest.mark.parametrize(("answer", "expected", "hidden"), [
+    (12_288_000, 12_289_000, ["12289000", "12,289,000"]), ((4, 8, 16, 17), (4, 8, 16, 16), ["16)"]),
+    ("max", "mean", ["mean"]), (np.zeros((2, 2)), np.eye(2), ["1."]),
+])
+def test_a_wrong_answer_never_shows_the_expected_value(answer, expected, hidden, capsys) -> None:
+    assert check_answer("Exercise 1", answer, expected) is False
+    out = capsys.readouterr().out
+    assert out.startswith("Exercise 1: not yet") and not any(text in out for text in hidden), out
+
+
+def test_a_whole_number_is_compared_exactly(capsys):
+    assert not check_answer("Exercise 1", 12_289_001, 12_289_000)
+    assert check_answer("Exercise 1", 12_289_000.0, 12_289_000)  # written as a float: fine
+    assert check_answer("Exercise 2", 0.1 + 0.2, 0.3)  # floats within the tolerance
+    out = capsys.readouterr().out
+    assert "Exercise 1: not yet" in out and "12,289,000" not in out and "12289000" not in out

@@ -10,9 +10,32 @@ from __future__ import annotations
 import json
 import re
 
+import torch
+import torch.nn.functional as F
 from notebook_text import NOTEBOOKS, cells, code_cells, missing_facts, outputs_text, source
 
 L08 = "08_gradients_through_convolution.ipynb"
+
+
+def _strided_input_gradient_facts() -> list[str]:
+    """Input 6x6, kernel 3, stride 2, padding 1: the transposed convolution needs output_padding.
+
+    Computed with PyTorch here, then looked for in the stored outputs.
+    """
+    kernel, dout = torch.zeros(1, 1, 3, 3), torch.zeros(1, 1, 3, 3)
+    sizes = [n for n in range(3, 10)
+             if F.conv2d(torch.zeros(1, 1, n, n), kernel, stride=2, padding=1).shape[-1] == 3]
+    back = F.conv_transpose2d(dout, kernel, stride=2, padding=1).shape[-1]
+    padded = F.conv_transpose2d(dout, kernel, stride=2, padding=1, output_padding=1).shape[-1]
+    assert (sizes, back, padded) == ([5, 6], 5, 6)  # the curriculum's fact
+    return [f"input sizes that give a 3x3 output (k=3, s=2, p=1): {sizes}",
+            f"transposed size rule: (3 - 1) * 2 - 2 * 1 + 3 = {back}",
+            f"F.conv_transpose2d(dout, K, stride=2, padding=1): ({back}, {back})",
+            f"with output_padding=1: ({padded}, {padded}) | equals autograd: True",
+            "torch.nn.grad.conv2d_input equals autograd: True",
+            "cnnlab.conv2d_backward equals autograd: True"]
+
+
 FACTS = [
     # the 9x25 matrix: locality and weight sharing
     "M has shape (9, 25)",
@@ -28,6 +51,8 @@ FACTS = [
     "M.T @ dout equals autograd: True",
     "full correlation with the flipped kernel equals dx: True",
     "conv_transpose2d(stride=2, padding=1) equals autograd: True",
+    # a strided convolution: several input sizes share one output size (output_padding)
+    *_strided_input_gradient_facts(),
     # dW and db
     "equals cnnlab: True  equals autograd: True",
     "dx, dW, db equal autograd: True True True",
@@ -52,6 +77,9 @@ FACTS = [
     "1 x 5x5: sees 5x5 (formula 5) | 102,400 weights = 25 C^2",
     "3 x 3x3: sees 7x7 (formula 7) | 110,592 weights = 27 C^2",
     "1 x 7x7: sees 7x7 (formula 7) | 200,704 weights = 49 C^2",
+    # AlexNet's first layer: the image shrinks 4 times per side in one step, on 3 channels
+    f"AlexNet's conv1 (11x11, stride 4): 224x224 -> {(224 + 4 - 11) // 4 + 1}x"
+    f"{(224 + 4 - 11) // 4 + 1} with {(3 * 11 * 11 + 1) * 64:,} parameters",
 ]
 
 
@@ -90,3 +118,24 @@ def test_no_errors_and_small_outputs():
             assert out["output_type"] != "error", source(cell)[:200]
             assert len(json.dumps(out)) < 1_000_000
     assert (NOTEBOOKS / L08).stat().st_size < 2_000_000
+
+
+def test_effective_receptive_field_is_a_shrinking_gaussian_middle():
+    """Luo et al. 2016: the gradient sits in a roughly Gaussian middle part of the field, whose
+    share of the theoretical field falls with depth."""
+    text = "".join(outputs_text(c) for c in code_cells(L08))
+    table = re.findall(r"^(\w+) +(\d+) +(\d+) +(\d+)%$", text, re.M)
+    assert [name for name, *_ in table] == ["conv1", "pool1", "conv2", "pool2", "conv3",
+                                            "conv4", "conv5", "pool5"], table
+    for name, field, rows, share in table:
+        assert int(rows) <= int(field) and round(100 * int(rows) / int(field)) == int(share), name
+    shares = [int(share) for *_, share in table]
+    assert shares == sorted(shares, reverse=True) and len(set(shares)) == len(shares), shares
+    assert shares[-1] < 60, "a deep unit's effective field is a fraction of the theoretical one"
+    within = dict(re.findall(r"within (\d) standard deviation\(s\) of the centre: (\d+)%", text))
+    assert 60 <= int(within["1"]) <= 76 and 90 <= int(within["2"]) <= 99, within
+    # the text quotes the stored numbers
+    prose = "".join(source(c) for c in cells(L08) if c["cell_type"] == "markdown")
+    said = (f"pool5's ({shares[-1]}%)", f"{within['1']}% of it lies within one standard deviation",
+            f"{within['2']}% within two")
+    assert all(phrase in prose for phrase in said), said

@@ -45,8 +45,9 @@ FACTS = {
         "F.conv2d:            [[12, 12, 17], [10, 17, 19], [9, 6, 14]]",
         "ours with flipped kernel equals convolve2d: True",
         "conv2d_loops and conv2d agree with F.conv2d",
-        # a convolution as one matrix product (exercise 5's solution)
-        "window_matrix(X, 3) @ K.flatten(): [[12, 12, 17], [10, 17, 19], [9, 6, 14]]",
+        # a convolution as one matrix product: the window matrix times the flattened kernel
+        "window matrix of the 5x5 example: (9, 9)",
+        "windows @ K.flatten(): [[12, 12, 17], [10, 17, 19], [9, 6, 14]]",
     ],
     "03_padding_and_stride.ipynb": [
         "3x3 kernel on 4x4: formula 2, nn.Conv2d 2",
@@ -57,6 +58,12 @@ FACTS = {
         "padding 2: formula (32, 7, 128, 128), nn.Conv2d (32, 7, 128, 128)",
         "formula (16, 1, 28, 28), nn.Conv2d (16, 1, 28, 28)",
         "formula (16, 5, 30, 30), nn.Conv2d (16, 5, 30, 30)",
+        # with stride 2 padding can keep the size (n=5, k=3, s=2, p=3 gives 5), wasting windows
+        *[f"stride 2, padding {p}: formula {n}, nn.Conv2d {n}"
+          for p, n in enumerate([(5 + 2 * p - 3) // 2 + 1 for p in range(5)])],
+        "windows that see only padding: 16 of 25",
+        "smallest padding by the rule below: "
+        f"{min(p for p in range(9) if (5 + 2 * p - 3) // 2 + 1 == 5)}",
     ],
     "04_channels_and_layout.ipynb": [
         "all equal: True",
@@ -273,3 +280,129 @@ def test_no_machine_paths_in_outputs(name: str) -> None:
     for cell in code_cells(name):
         found = re.findall(r"(?:/work/|/tmp/|/home/|/root/|/Users/)\S*", outputs_text(cell))
         assert not found, f"{name}: a machine path in a stored output: {found[:2]}"
+
+
+# ---- Exercises: one layout in every lesson ------------------------------------------------------
+# A markdown cell "**Exercise N.** ...", an answer cell (answer_N = ...), a check cell that calls
+# cnnlab.check_answer("Exercise N", ...), then the solution, collapsed, whose first line is
+# "# Solution" (a collapsed cell still shows its first line). Checks and solutions print verdicts
+# only: "correct" never comes with the value, and nothing else in those cells shows the answer.
+
+STANDARD_SENTENCE = (
+    "Replace each `...` with your answer, then run that cell and the check under it. Each solution "
+    "waits in the collapsed cell after its check: click the three dots to open it once you have "
+    "tried.")
+VERDICT = re.compile(r"Exercise \d+(?:[ ,][^:\n]*)?: (?:correct|not answered yet "
+                     r"\(replace the \.\.\. with your answer and run again\))")
+EXERCISE = re.compile(r"^\*\*Exercise (\d+)\b", re.M)
+
+
+def _solution_cells(name: str) -> list[dict]:
+    """The collapsed code cells other than the install cell: every one holds a solution."""
+    return [c for c in code_cells(name)[1:] if hidden(c)]
+
+
+def _check_cells(name: str) -> list[dict]:
+    return [c for c in code_cells(name) if "check_answer(" in source(c) and not hidden(c)]
+
+
+def _exercises(name: str) -> list[tuple[int, int]]:
+    """(exercise number, index of its markdown cell) for every "**Exercise N" cell."""
+    found = []
+    for i, cell in enumerate(notebook(name)["cells"]):
+        if cell["cell_type"] == "markdown":
+            found += [(int(n), i) for n in EXERCISE.findall(source(cell))]
+    return found
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_solutions_start_with_the_solution_line(name: str) -> None:
+    # JupyterLab shows the first line of a collapsed cell: it must give nothing away
+    for cell in _solution_cells(name):
+        first = source(cell).split("\n", 1)[0]
+        assert first == "# Solution", (
+            f"{name}: a collapsed solution starts with {first!r}; its first line should be "
+            "exactly '# Solution'")
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_checks_and_solutions_print_verdicts_only(name: str) -> None:
+    for cell in _check_cells(name) + _solution_cells(name):
+        kinds = {out["output_type"] for out in cell.get("outputs", [])}
+        assert kinds <= {"stream"}, (
+            f"{name}: a check or solution cell shows {sorted(kinds)}; it should only print "
+            f"check_answer's verdicts:\n{source(cell)[:200]}")
+        others = [line for line in outputs_text(cell).splitlines()
+                  if not VERDICT.fullmatch(line)]
+        assert not others, (
+            f"{name}: a check or solution cell prints {others[:3]}, not only check_answer's "
+            f"verdicts; a printed value can give the answer away:\n{source(cell)[:200]}")
+
+
+@pytest.mark.parametrize("name", LESSONS)
+def test_exercises_section_says_how_to_work(name: str) -> None:
+    sections = [source(c) for c in notebook(name)["cells"]
+                if c["cell_type"] == "markdown" and "## Exercises" in source(c)]
+    if not sections:
+        pytest.skip(f"{name} has no exercises section")
+    text = " ".join(sections[0].split())
+    assert STANDARD_SENTENCE in text, (
+        f"{name}: the '## Exercises' cell should say, in these words: {STANDARD_SENTENCE}")
+
+
+@pytest.mark.parametrize("name", LESSONS)
+def test_one_exercise_layout(name: str) -> None:
+    exercises = _exercises(name)
+    if not exercises:
+        pytest.skip(f"{name} has no exercises")
+    numbers = [n for n, _ in exercises]
+    assert numbers == list(range(1, len(numbers) + 1)), f"{name}: exercises numbered {numbers}"
+    cells = notebook(name)["cells"]
+    for n, i in exercises:
+        following = cells[i + 1:i + 4]
+        where = f"{name}, exercise {n}"
+        assert len(following) == 3 and all(c["cell_type"] == "code" for c in following), (
+            f"{where}: the exercise text should be followed by three code cells: the answer, "
+            "the check and the collapsed solution")
+        answer, check, solution = following
+        assert re.search(rf"^answer_{n}\w* = ", source(answer), re.M) and "..." in source(answer), (
+            f"{where}: the first cell should hold answer_{n} = ...:\n{source(answer)[:200]}")
+        assert not hidden(answer) and "check_answer(" not in source(answer), (
+            f"{where}: the answer cell is visible and leaves the checking to the next cell")
+        assert not answer.get("outputs"), f"{where}: the answer cell should print nothing"
+        assert not hidden(check) and f'check_answer("Exercise {n}' in source(check), (
+            f"{where}: the second cell should check with "
+            f'cnnlab.check_answer("Exercise {n}", ...):\n{source(check)[:200]}')
+        assert re.search(rf"\banswer_{n}", source(check)), (
+            f"{where}: the check should read answer_{n}:\n{source(check)[:200]}")
+        assert hidden(solution) and f'check_answer("Exercise {n}' in source(solution), (
+            f"{where}: the third cell should be the collapsed solution, ending with the check")
+
+
+def test_lesson02_diagram_follows_the_prediction():
+    # the step diagram draws the whole output grid: it must come after the cell that asks for
+    # output[0, 1] and output[2, 2]
+    cells = code_cells("02_the_convolution_operation.ipynb")
+    diagram = next(i for i, c in enumerate(cells) if "plot_conv_grid(" in source(c))
+    asked = next(i for i, c in enumerate(cells) if "out_22 =" in source(c))
+    assert asked < diagram
+
+
+def test_lesson04_random_filters_match_the_prose():
+    # the text says: maps 0, 2, 4, 6 follow the grey photo (0 and 6 inverted), map 3 hardly
+    # does, and map 5 weighs red up and blue down
+    name = "04_channels_and_layout.ipynb"
+    table = next(outputs_text(c) for c in code_cells(name)
+                 if outputs_text(c).startswith("map  correlation  sum R"))
+    rows = {int(m): [float(v) for v in vals.split()] for m, vals in
+            re.findall(r"^ *(\d+) +(\S+ +\S+ +\S+ +\S+)$", table, re.M)}
+    assert sorted(rows) == list(range(7)), table
+    correlation = {m: values[0] for m, values in rows.items()}
+    assert all(abs(correlation[m]) > 0.7 for m in (0, 2, 4, 6)), correlation
+    assert correlation[0] < 0 and correlation[6] < 0 and correlation[2] > 0 < correlation[4]
+    assert abs(correlation[3]) < 0.3 and min(abs(correlation[m]) for m in (0, 2, 4, 6)) >= 0.75
+    assert 0.3 < correlation[1] < 0.7, correlation
+    red, _, blue = rows[5][1:]
+    assert red > 0.3 and blue < -0.3, rows[5]
+    prose = "".join(source(c) for c in notebook(name)["cells"] if c["cell_type"] == "markdown")
+    assert "already pick out edges" not in prose and "blurred, noisy" in prose
