@@ -68,7 +68,8 @@ def test_every_name_the_lessons_call_exists():
 # Modules read from the bottom up: each imports only modules of its own layer or below.
 LAYERS = [("_checks", "paths", "network", "hosted"), ("shapes",), ("ops",),
           ("backward", "images", "data"),
-          ("models", "train", "alexnet", "first_layer"),
+          ("models", "train", "alexnet", "first_layer", "augment"),
+          ("blocks", "attribution"),
           ("diagrams", "plotting", "widgets", "animations"),
           ("exercises", "downloads", "cli", "grading")]
 
