@@ -7,7 +7,10 @@ noise. This module ships a stand-in that learned its filters from real photos:
   stride=4, padding=2)``, then two smaller convolutions; ``head`` predicts one of 4 rotations.
 - ``load_first_layer_net()``: that network with the shipped weights (``cnnlab/weights/``).
 - ``train_first_layer()``: how the weights were made. ``python -m cnnlab.first_layer``
-  retrains them and rewrites the record ``first_layer.json`` beside them.
+  retrains them and rewrites the record ``first_layer.json`` beside them, which
+  ``load_first_layer_record()`` reads.
+- ``roughness``, ``orientation_strength``, ``colour_share``: one number per filter, so that
+  a lesson can count smooth, oriented and colour filters instead of describing a picture.
 
 The training is self-supervised on the photos that install with the project (cnnlab's
 bundled photos and scikit-learn's two sample images): the network sees heavily augmented
@@ -33,7 +36,8 @@ from torch import nn
 from cnnlab._checks import describe, message
 from cnnlab.images import rgb_to_gray
 
-__all__ = ["FirstLayerNet", "load_first_layer_net", "roughness", "train_first_layer"]
+__all__ = ["FirstLayerNet", "colour_share", "load_first_layer_net", "load_first_layer_record",
+           "orientation_strength", "roughness", "train_first_layer"]
 
 WEIGHTS_FILE = "first_layer.pt"
 RECORD_FILE = "first_layer.json"
@@ -114,6 +118,29 @@ def load_first_layer_net(path: str | Path | None = None) -> FirstLayerNet:
     return net.eval()
 
 
+def load_first_layer_record() -> dict[str, Any]:
+    """The record saved beside the shipped weights (``first_layer.json``) as a dict.
+
+    It says how they were made: ``data`` (photo name -> [3, H, W]), ``data_note``, ``seed``,
+    ``epochs``, ``steps_per_epoch``, ``crops_per_step``, ``images_per_step``,
+    ``held_out_rotation_accuracy`` and more (see ``train_first_layer``).
+    """
+    file = weights_dir() / RECORD_FILE
+    if not file.is_file():
+        raise FileNotFoundError(message(
+            "load_first_layer_record", f"the record at {file}", "no such file",
+            "Reinstall cnnlab, or recreate it with `python -m cnnlab.first_layer`."))
+    return json.loads(file.read_text())
+
+def _filters(weight: Any, where: str) -> torch.Tensor:
+    """A conv weight (O, C, kH, kW) as a float64 tensor, or a ValueError naming the shape."""
+    w = torch.as_tensor(weight).detach().double()
+    if w.ndim != 4 or min(w.shape[2:]) < 2:
+        raise ValueError(message(where, "a weight of shape (O, C, kH, kW) with kH, kW >= 2",
+                                 f"shape {tuple(w.shape)}", "Pass conv.weight."))
+    return w
+
+
 def roughness(weight: Any) -> torch.Tensor:
     """How noisy each filter is: (O, C, kH, kW) -> (O,), about 1 for white noise, near 0 if smooth.
 
@@ -122,15 +149,43 @@ def roughness(weight: Any) -> torch.Tensor:
     values give 1 on average; oriented edges, stripes wider than a pixel and colour blobs give
     much less.
     """
-    w = torch.as_tensor(weight).detach().double()
-    if w.ndim != 4 or min(w.shape[2:]) < 2:
-        raise ValueError(message("roughness", "a weight of shape (O, C, kH, kW) with kH, kW >= 2",
-                                 f"shape {tuple(w.shape)}", "Pass conv.weight."))
+    w = _filters(weight, "roughness")
     w = w - w.mean(dim=(2, 3), keepdim=True)
     dx = (w[..., :, 1:] - w[..., :, :-1]).pow(2).flatten(1).mean(1)
     dy = (w[..., 1:, :] - w[..., :-1, :]).pow(2).flatten(1).mean(1)
     power = w.pow(2).flatten(1).mean(1).clamp_min(1e-30)
     return ((dx + dy) / 2 / (2 * power)).float()
+
+
+def orientation_strength(weight: Any) -> torch.Tensor:
+    """How much one direction dominates each filter: (O, C, kH, kW) -> (O,), from 0 to 1.
+
+    The coherence of the filter's structure tensor: the gradients of all its channels, summed
+    as outer products, give two eigenvalues l1 >= l2; the strength is (l1 - l2) / (l1 + l2).
+    A straight edge or stripe (in any colour) gives 1, a round blob 0; independent random
+    weights of 11x11 give about 0.1.
+    """
+    w = _filters(weight, "orientation_strength")
+    gx = w[..., :, 1:] - w[..., :, :-1]  # horizontal differences, (O, C, kH, kW - 1)
+    gy = w[..., 1:, :] - w[..., :-1, :]  # vertical differences, (O, C, kH - 1, kW)
+    gx = (gx[..., 1:, :] + gx[..., :-1, :]) / 2  # both at the centres of 2x2 squares
+    gy = (gy[..., :, 1:] + gy[..., :, :-1]) / 2
+    jxx, jyy, jxy = ((a * b).flatten(1).sum(1) for a, b in ((gx, gx), (gy, gy), (gx, gy)))
+    spread = torch.sqrt((jxx - jyy) ** 2 + 4 * jxy ** 2)
+    return (spread / (jxx + jyy).clamp_min(1e-30)).float()
+
+
+def colour_share(weight: Any) -> torch.Tensor:
+    """How much of each filter tells colours apart: (O, C, kH, kW) -> (O,), from 0 to 1.
+
+    The share of the filter's energy (sum of squares) left after subtracting, at every pixel,
+    the mean over its C input channels. The same pattern in every channel (a filter that sees
+    only brightness) gives 0; red against green gives 1; a pattern in one channel of three
+    gives 2/3, and so do independent random weights.
+    """
+    w = _filters(weight, "colour_share")
+    colour = w - w.mean(dim=1, keepdim=True)
+    return (colour.pow(2).flatten(1).sum(1) / w.pow(2).flatten(1).sum(1).clamp_min(1e-30)).float()
 
 
 def training_photos() -> dict[str, torch.Tensor]:

@@ -9,6 +9,7 @@ diagrams live in ``cnnlab.diagrams``.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -185,11 +186,14 @@ def plot_convs(image: Any, conv_layer: Any, ncols: int | None = None) -> Figure:
                         f"{size_text(tuple(maps.shape[1:]))}", where, fontsize=10)
 
 
-def plot_feature_maps(maps: Any, ncols: int | None = None, title: str | None = None) -> Figure:
+def plot_feature_maps(maps: Any, ncols: int | None = None, title: str | None = None,
+                      panel_size: float | None = None) -> Figure:
     """Show every channel of a feature map (C, H, W) or (1, C, H, W) in a grid; returns the Figure.
 
     ``ncols`` defaults to a square grid (64 maps -> 8x8). Each map is scaled to its own range
-    (gray colormap); axes are hidden, small maps are titled with their channel index.
+    (gray colormap); axes are hidden, up to 16 maps are titled with their channel index.
+    ``panel_size`` is one panel's side in inches (default 2.4 up to 16 maps, else 1.4); a
+    smaller one keeps a figure of many noisy maps light in a saved notebook.
     """
     where = "plot_feature_maps"
     x = image_chw(maps, where, channels=None)
@@ -202,6 +206,14 @@ def plot_feature_maps(maps: Any, ncols: int | None = None, title: str | None = N
     count = x.shape[0]
     tiles = [(m.numpy(), f"channel {c}" if count <= 16 else "") for c, m in enumerate(x)]
     side = 1.4 if count > 16 else 2.4
+    if panel_size is not None:
+        if isinstance(panel_size, bool) or not isinstance(panel_size, numbers.Real):
+            raise TypeError(message(where, "`panel_size` as a number of inches",
+                                    describe(panel_size), "Try panel_size=1.0."))
+        if not panel_size > 0:
+            raise ValueError(message(where, "`panel_size` > 0 (inches per panel)",
+                                     repr(panel_size), "Try panel_size=1.0."))
+        side = float(panel_size)
     return _tile_figure(tiles, ncols, (side, side), title or f"{count} feature maps of "
                         f"{size_text(tuple(x.shape[1:]))} (each scaled to its own range)", where)
 
@@ -233,11 +245,12 @@ def plot_images(images: Any, labels: Any = None, classes: Any = None, ncols: int
                         f"{size_text(tuple(x.shape[2:]))}", where)
 
 
-def plot_filters(weight: Any, ncols: int | None = None) -> Figure:
+def plot_filters(weight: Any, ncols: int | None = None, title: str | None = None) -> Figure:
     """Show the filters of a conv weight (O, C, kH, kW) (or a Conv2d layer) as small images.
 
     With C == 3 each filter is an RGB tile, min-max normalised on its own; otherwise the first
-    input channel of each filter is shown in gray. Returns the Figure.
+    input channel of each filter is shown in gray. ``title`` replaces the default one, which
+    says how many filters of which shape are drawn and how. Returns the Figure.
     """
     where = "plot_filters"
     if hasattr(weight, "weight") and not is_tensor(weight):
@@ -261,12 +274,12 @@ def plot_filters(weight: Any, ncols: int | None = None) -> Figure:
            else f"input channel 0 of {channels}, gray")
     side = 1.0 if count > 16 else 1.8
     return _tile_figure(tiles, ncols, (side, side),
-                        f"{count} filters of {channels}x{kh}x{kw} ({how})", where)
+                        title or f"{count} filters of {channels}x{kh}x{kw} ({how})", where)
 
 
 # --- training curves --------------------------------------------------------------------------
 
-_HISTORY_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc")
+_HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc")
 
 
 def _history_lists(history: Any, name: str, where: str) -> dict[str, list[float]]:
@@ -278,7 +291,7 @@ def _history_lists(history: Any, name: str, where: str) -> dict[str, list[float]
             value = getattr(history, key, None)
         if value is None:
             raise TypeError(message(where, "a History (attributes or keys train_loss, "
-                                    "train_acc, test_loss, test_acc) or a dict name -> History",
+                                    "train_acc, val_loss, val_acc) or a dict name -> History",
                                     f"{name}: {describe(history)} without `{key}`",
                                     "Pass what cnnlab.fit returns, or a dict of those."))
         try:
@@ -292,14 +305,15 @@ def _history_lists(history: Any, name: str, where: str) -> dict[str, list[float]
     return lists
 
 
-def plot_history(histories: Any, title: str | None = None, eval_label: str = "test") -> Figure:
+def plot_history(histories: Any, title: str | None = None,
+                 eval_label: str = "validation") -> Figure:
     """Learning curves: loss (left) and accuracy (right) per epoch; returns the Figure.
 
     ``histories`` is one History or a dict name -> History. A History has attributes or keys
-    ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc``: lists of per-epoch floats (the
-    test lists may be empty). Train is drawn solid, test dashed, one colour per run.
-    ``eval_label`` names the dashed curves in the legend: "validation" when ``fit`` was given
-    a validation split as its test data.
+    ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``: lists of per-epoch floats (the
+    validation lists may be empty). Train is drawn solid, validation dashed, one colour per run.
+    ``eval_label`` names the dashed curves in the legend: "test" when the data given to ``fit``
+    was a test set.
     """
     where = "plot_history"
     if isinstance(histories, Mapping) and not all(k in histories for k in _HISTORY_KEYS):
@@ -315,7 +329,7 @@ def plot_history(histories: Any, title: str | None = None, eval_label: str = "te
         colour = f"C{index}"
         prefix = f"{name} " if name else ""
         for ax, metric in ((ax_loss, "loss"), (ax_acc, "acc")):
-            for split, style in (("train", "-"), ("test", "--")):
+            for split, style in (("train", "-"), ("val", "--")):
                 values = lists[f"{split}_{metric}"]
                 if values:
                     epochs = range(1, len(values) + 1)
@@ -328,5 +342,5 @@ def plot_history(histories: Any, title: str | None = None, eval_label: str = "te
         ax.grid(alpha=0.3)
         ax.legend(fontsize=9)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    fig.suptitle(title or "learning curves (solid: train, dashed: test)")
+    fig.suptitle(title or f"learning curves (solid: train, dashed: {eval_label})")
     return fig

@@ -34,15 +34,17 @@ Data = Dataset | tuple[torch.Tensor, torch.Tensor]
 
 @dataclass
 class History:
-    """Per-epoch results of :func:`fit`: mean training loss and accuracy, test loss and accuracy.
+    """Per-epoch results of :func:`fit`: mean training loss and accuracy, validation loss and
+    accuracy.
 
-    The test lists stay empty when ``fit`` had no test data. Accuracies are fractions in [0, 1].
+    The validation lists stay empty when ``fit`` had no validation data. Accuracies are
+    fractions in [0, 1].
     """
 
     train_loss: list[float] = field(default_factory=list)
     train_acc: list[float] = field(default_factory=list)
-    test_loss: list[float] = field(default_factory=list)
-    test_acc: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
 
     @property
     def epochs(self) -> int:
@@ -225,7 +227,7 @@ def _make_optimizer(optimizer: str | Callable, parameters: Iterable, lr: float,
 def fit(
     model: nn.Module,
     train_data: Data,
-    test_data: Data | None = None,
+    val_data: Data | None = None,
     *,
     epochs: int = 10,
     lr: float = 1e-3,
@@ -238,23 +240,24 @@ def fit(
     """Train ``model`` in place for ``epochs`` passes over ``train_data``; returns a History.
 
     Data: a Dataset of (image, label) pairs (e.g. from :func:`cnnlab.load_digits`) or an
-    (images (N, C, H, W), labels (N,)) tuple. After every epoch the test data (if given) is
-    evaluated. ``optimizer``: "adam" (default), "sgd" (momentum 0.9) or a function such as
-    ``torch.optim.AdamW`` called as ``optimizer(model.parameters(), lr=lr)``.
+    (images (N, C, H, W), labels (N,)) tuple. After every epoch the validation data (if given)
+    is evaluated; keep the test set for one final :func:`evaluate`. ``optimizer``: "adam"
+    (default), "sgd" (momentum 0.9) or a function such as ``torch.optim.AdamW`` called as
+    ``optimizer(model.parameters(), lr=lr)``.
     ``device``: "cpu", "cuda", "mps" or a torch.device; the model is moved there, and each
     batch follows it (in the model's float dtype: a float64 model trains on float32 data).
     ``progress`` shows a text progress bar over the epochs (tqdm, on standard output, so that
     a saved notebook keeps the finished bar as plain text) with the latest loss and accuracy.
 
     The reported train loss/accuracy are means over the epoch's batches as the model was
-    learning (so they lag a little behind the test figures computed after the epoch).
+    learning (so they lag a little behind the validation figures computed after the epoch).
     Shuffling and dropout are seeded by ``seed``; see the module docstring.
     """
     where = "fit"
     _check_model(model, where)
     train_data = _as_dataset(train_data, "train_data", where)
-    if test_data is not None:
-        test_data = _as_dataset(test_data, "test_data", where)
+    if val_data is not None:
+        val_data = _as_dataset(val_data, "val_data", where)
     epochs = as_int(epochs, "epochs", where, 1)
     batch_size = as_int(batch_size, "batch_size", where, 1)
     seed = as_int(seed, "seed", where, 0)
@@ -291,11 +294,11 @@ def fit(
             history.train_acc.append(total_correct / count)
             shown = {"loss": f"{history.train_loss[-1]:.3f}",
                      "acc": f"{history.train_acc[-1]:.3f}"}
-            if test_data is not None:
-                test_loss, test_acc = _run_eval(model, test_data, device, 256, where)
-                history.test_loss.append(test_loss)
-                history.test_acc.append(test_acc)
-                shown["test_acc"] = f"{test_acc:.3f}"
+            if val_data is not None:
+                val_loss, val_acc = _run_eval(model, val_data, device, 256, where)
+                history.val_loss.append(val_loss)
+                history.val_acc.append(val_acc)
+                shown["val_acc"] = f"{val_acc:.3f}"
             bar.set_postfix(shown)
         bar.close()
     return history

@@ -1,7 +1,9 @@
 """Lesson 07 keeps its facts in its stored outputs and passes nbval with or without the weights.
 
-The facts: AlexNet's sizes, one plain sentence saying which network's filters are shown, and
-the transfer-learning accuracies quoted in the prose. The weights: the plain notebook run
+The facts: AlexNet's sizes and channel history, one plain sentence saying which network's
+filters are shown, how the stand-in learned (from its record), no classification made with
+random weights, the filter counts and the transfer-learning accuracies quoted in the prose, and
+exercises in the course's layout. The weights: the plain notebook run
 (``pytest notebooks/07_alexnet_features.ipynb``) covers whichever case this machine is in; the
 tests below run the notebook under nbval in a subprocess for the other case(s), pointing
 ``TORCH_HOME`` at a temporary folder:
@@ -27,10 +29,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from notebook_text import cells, missing_facts, outputs_text, source, stored_text
+from notebook_text import cells, hidden, missing_facts, outputs_text, source, stored_text
 
 from cnnlab import paths
 from cnnlab.alexnet import load_alexnet, weights_filename, weights_path
+from cnnlab.first_layer import (
+    FirstLayerNet,
+    colour_share,
+    load_first_layer_net,
+    load_first_layer_record,
+    orientation_strength,
+    roughness,
+)
 
 L07 = "07_alexnet_features.ipynb"
 FACTS = [
@@ -39,8 +49,20 @@ FACTS = [
     "first conv: (1, 64, 86, 51)  predicted: (1, 64, 86, 51)",
     "features:   (1, 256, 9, 5)  predicted: (1, 256, 9, 5)",
     "learned maps (1, 64, 86, 51)  random maps (1, 64, 86, 51)",
+    "first stage, one 64x64 image: (1, 64, 7, 7)",
     "raw pixels + head:",
 ]
+INSTRUCTION = ("Replace each `...` with your answer, then run that cell and the check under it. "
+               "Each solution waits in the collapsed cell after its check: click the three dots "
+               "to open it once you have tried.")
+
+
+def _markdown() -> str:
+    return " ".join("".join(source(c) for c in cells(L07) if c["cell_type"] == "markdown").split())
+
+
+def _cell_printing(text: str) -> dict:
+    return next(c for c in cells(L07) if c["cell_type"] == "code" and text in outputs_text(c))
 
 
 def test_facts_are_in_stored_outputs():
@@ -51,6 +73,107 @@ def test_one_plain_sentence_says_which_network_is_shown():
     text = stored_text(L07)
     assert len(re.findall(r"^Learned filters below: ", text, re.M)) == 1, text[:300]
     assert "Warning" not in text, "say which network is shown once, not in a warning"
+
+
+def test_channels_of_the_three_alexnets_are_told_apart():
+    text = _markdown()
+    for fact in ("96-256-384-384-256", "64-192-384-384-256", "64-192-384-256-256",
+                 "*based on* that 2014 network", "cuda-convnet2", "463 and 704"):
+        assert fact in text, fact
+    assert "It is the variant of" not in text
+
+
+def test_the_stand_in_is_described_from_its_record():
+    record = load_first_layer_record()
+    text = stored_text(L07)
+    assert f"photos: {', '.join(record['data'])}\n" in text
+    seen = record["epochs"] * record["steps_per_epoch"] * record["images_per_step"]
+    assert f"turned crops seen in training: {seen:,}\n" in text
+    assert f"{record['held_out_rotation_accuracy']:.1%} (guessing: 25%)" in text
+    prose = _markdown()
+    assert "**self-supervised**" in prose and "without labels" in prose
+    assert f"{len(record['data'])} photos" in stored_text(L07)  # "trained ... on 5 photos"
+    for step in ("0, 90, 180 or 270 degrees", "the labels come out of the data"):
+        assert step in prose, step
+
+
+def test_no_classification_is_stored_from_random_weights():
+    cell = next(c for c in cells(L07) if c["cell_type"] == "code"
+                and "probabilities = model(x)" in source(c))
+    code = source(cell)
+    # the network classifies only in the ImageNet branch
+    assert code.index("if have_imagenet:") < code.index("model(x)") < code.index("else:")
+    printed = outputs_text(cell)
+    assert "%" not in printed and "cnnlab download alexnet" in printed, printed
+
+
+def _count_table() -> dict[str, tuple[int, int]]:
+    text = outputs_text(_cell_printing("of the 64 filters"))
+    rows = {}
+    for line in text.splitlines()[1:]:
+        found = re.match(r"(\S.*?)\s+(\d+)\s+(\d+)$", line)
+        if found:
+            rows[found[1]] = (int(found[2]), int(found[3]))
+    return rows
+
+
+def test_filter_counts_are_recomputed_and_quoted():
+    # the stored run shows the stand-in; rebuild its learned and random twins as the lesson does
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        learned = load_first_layer_net().features[0].weight.detach()
+        random = FirstLayerNet().features[0].weight.detach()
+    expected = {}
+    for name, weight in (("learned", learned), ("random", random)):
+        smooth = roughness(weight) < 0.5
+        expected[name] = (int(smooth.sum()),
+                          int((smooth & (orientation_strength(weight) > 0.5)).sum()),
+                          int((smooth & (colour_share(weight) > 0.5)).sum()))
+    rows = _count_table()
+    assert list(rows) == ["smooth (roughness below 0.5)", "oriented edges or bars",
+                          "colour filters"]
+    assert tuple(learned_n for learned_n, _ in rows.values()) == expected["learned"]
+    assert tuple(random_n for _, random_n in rows.values()) == expected["random"]
+    smooth, oriented, colour = expected["learned"]
+    prose = _markdown()
+    assert (f"all {smooth} learned filters are smooth, {oriented} of them are oriented edges or "
+            f"bars, and only {colour} are colour filters") in prose
+    assert expected["random"][0] == 0 and "none of the 64 random filters is smooth" in prose
+    assert colour < oriented, "the prose says: many edge detectors, few colour ones"
+    medians = (f"median roughness: learned {roughness(learned).median():.2f}, "
+               f"random {roughness(random).median():.2f}")
+    assert medians in stored_text(L07)
+    assert "colour blobs" not in prose
+
+
+def test_learned_and_random_are_shown_at_the_same_count_and_size():
+    figures = [out["data"]["text/plain"] for c in cells(L07) if c["cell_type"] == "code"
+               for out in c.get("outputs", []) if "image/png" in out.get("data", {})]
+    figures = ["".join(f) if isinstance(f, list) else f for f in figures]
+    filters = [f for f in figures if "with 64 Axes" in f]
+    assert len(filters) == 4, figures  # 64 learned and 64 random filters, then maps
+    assert filters[0] == filters[1] and filters[2] == filters[3]
+
+
+def test_transfer_keeps_the_first_stage_and_says_so():
+    text = stored_text(L07)
+    assert "layers kept: Conv2d, ReLU, MaxPool2d | features per image: 64" in text
+    assert "`features[:3]`" in _markdown()
+
+
+def test_exercises_follow_the_layout():
+    all_cells = cells(L07)
+    headings = [i for i, c in enumerate(all_cells) if c["cell_type"] == "markdown"
+                and re.search(r"^\*\*Exercise \d", source(c), re.M)]
+    assert len(headings) == 4
+    for number, at in enumerate(headings, start=1):
+        answer, check, solution = all_cells[at + 1:at + 4]
+        assert re.match(rf"answer_{number}\w* = \.\.\. +# ", source(answer)), source(answer)
+        assert f"expected_{number}" in source(check) and "check_answer(" in source(check)
+        assert "not answered yet" in outputs_text(check)
+        assert hidden(solution) and source(solution).splitlines()[0] == "# Solution"
+        assert "check_answer(" in source(solution) and ": correct" in outputs_text(solution)
+    assert INSTRUCTION in _markdown()
 
 
 def test_transfer_accuracies_are_stored_and_quoted_from_the_cells():

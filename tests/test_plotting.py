@@ -155,6 +155,19 @@ def test_plot_feature_maps_errors():
         plot_feature_maps(torch.rand(3, 5, 5), ncols=0)
 
 
+def test_plot_feature_maps_panel_size_sets_the_figure_size():
+    maps = torch.rand(64, 9, 5, generator=torch.Generator().manual_seed(3))
+    default, small = plot_feature_maps(maps), plot_feature_maps(maps, panel_size=1.0)
+    width, height = small.get_size_inches()
+    assert width == pytest.approx(8 * 1.0) and height == pytest.approx(8 * 1.0 + 0.6)
+    assert default.get_size_inches()[0] == pytest.approx(8 * 1.4)
+    np.testing.assert_allclose(shown(small)[5], maps[5].numpy())  # the same maps, smaller
+    with pytest.raises(ValueError, match="panel_size"):
+        plot_feature_maps(maps, panel_size=0)
+    with pytest.raises(TypeError, match="panel_size"):
+        plot_feature_maps(maps, panel_size="1")
+
+
 def test_plot_filters_rgb_tiles_are_each_normalised():
     weight = torch.randn(64, 3, 11, 11, generator=torch.Generator().manual_seed(2))
     tiles = shown(plot_filters(weight))
@@ -172,6 +185,14 @@ def test_plot_filters_gray_and_layer():
     np.testing.assert_allclose(tiles[2], layer.weight[2, 0].detach().numpy())
 
 
+def test_plot_filters_title_replaces_the_default():
+    weight = torch.randn(4, 3, 5, 5, generator=torch.Generator().manual_seed(4))
+    default = plot_filters(weight).get_suptitle()
+    assert default == "4 filters of 3x5x5 (as RGB, each rescaled to 0..1)"
+    fig = plot_filters(weight, ncols=2, title="four random filters")
+    assert fig.get_suptitle() == "four random filters" and grid_shape(fig) == (2, 2)
+
+
 def test_plot_filters_errors():
     with pytest.raises(ValueError, match="plot_conv"):
         plot_filters(torch.ones(3, 3))
@@ -182,7 +203,7 @@ def test_plot_filters_errors():
 # --- plot_history -----------------------------------------------------------------------------
 
 HISTORY = {"train_loss": [1.0, 0.5, 0.3], "train_acc": [0.5, 0.8, 0.9],
-           "test_loss": [1.1, 0.6, 0.4], "test_acc": [0.4, 0.7, 0.85]}
+           "val_loss": [1.1, 0.6, 0.4], "val_acc": [0.4, 0.7, 0.85]}
 
 
 class _History:
@@ -193,33 +214,34 @@ class _History:
 def test_plot_history_one_run():
     fig = plot_history(_History(**HISTORY))
     ax_loss, ax_acc = fig.axes
-    train, test = ax_loss.get_lines()
+    train, val = ax_loss.get_lines()
     np.testing.assert_allclose(train.get_xdata(), [1, 2, 3])
     np.testing.assert_allclose(train.get_ydata(), HISTORY["train_loss"])
-    np.testing.assert_allclose(test.get_ydata(), HISTORY["test_loss"])
-    np.testing.assert_allclose(ax_acc.get_lines()[1].get_ydata(), HISTORY["test_acc"])
-    assert train.get_linestyle() == "-" and test.get_linestyle() == "--"
-    assert [line.get_label() for line in ax_loss.get_lines()] == ["train", "test"]
+    np.testing.assert_allclose(val.get_ydata(), HISTORY["val_loss"])
+    np.testing.assert_allclose(ax_acc.get_lines()[1].get_ydata(), HISTORY["val_acc"])
+    assert train.get_linestyle() == "-" and val.get_linestyle() == "--"
+    # the dashed curves are the validation split unless eval_label says otherwise
+    assert [line.get_label() for line in ax_loss.get_lines()] == ["train", "validation"]
+    assert fig.get_suptitle() == "learning curves (solid: train, dashed: validation)"
 
 
 def test_plot_history_names_the_evaluation_split():
-    fig = plot_history({"cnn": HISTORY}, eval_label="validation")
-    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["cnn train",
-                                                                       "cnn validation"]
+    fig = plot_history({"cnn": HISTORY}, eval_label="test")
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["cnn train", "cnn test"]
 
 
-def test_plot_history_dict_of_runs_with_empty_test():
-    no_test = {**HISTORY, "test_loss": [], "test_acc": []}
-    fig = plot_history({"cnn": HISTORY, "mlp": no_test})
+def test_plot_history_dict_of_runs_with_empty_validation():
+    no_val = {**HISTORY, "val_loss": [], "val_acc": []}
+    fig = plot_history({"cnn": HISTORY, "mlp": no_val})
     lines = fig.axes[1].get_lines()
-    assert len(lines) == 3  # cnn train, cnn test, mlp train
+    assert len(lines) == 3  # cnn train, cnn validation, mlp train
     assert lines[0].get_color() != lines[2].get_color()  # one colour per run
     np.testing.assert_allclose(lines[2].get_ydata(), HISTORY["train_acc"])
 
 
 def test_plot_history_errors():
-    with pytest.raises(TypeError, match="test_acc"):
-        plot_history({"cnn": {"train_loss": [1.0], "train_acc": [0.5], "test_loss": []}})
+    with pytest.raises(TypeError, match="val_acc"):
+        plot_history({"cnn": {"train_loss": [1.0], "train_acc": [0.5], "val_loss": []}})
     with pytest.raises(TypeError, match="History"):
         plot_history([1.0, 0.5])
     with pytest.raises(ValueError, match="empty"):

@@ -41,11 +41,11 @@ def test_a_float64_model_trains_and_evaluates_on_float32_data():
     model = _model().double()
     history = fit(model, train, test, epochs=3, lr=1e-2, batch_size=16, seed=1, progress=False)
     assert all(p.dtype == torch.float64 for p in model.parameters())
-    assert history.test_acc[-1] > 0.9
-    assert evaluate(model, test) == (history.test_loss[-1], history.test_acc[-1])
+    assert history.val_acc[-1] > 0.9
+    assert evaluate(model, test) == (history.val_loss[-1], history.val_acc[-1])
     float32 = fit(_model(), train, test, epochs=3, lr=1e-2, batch_size=16, seed=1,
                   progress=False)
-    assert float32.test_acc[-1] > 0.9  # the same training, in the other precision
+    assert float32.val_acc[-1] > 0.9  # the same training, in the other precision
     assert float32.train_loss != history.train_loss
 
 
@@ -62,17 +62,17 @@ def test_fit_learns_an_easy_problem_and_records_every_epoch():
     history = fit(model, train, test, epochs=6, lr=2e-2, batch_size=20, seed=0, progress=False)
     assert isinstance(history, History) and history.epochs == 6
     assert all(len(v) == 6 for v in (history.train_loss, history.train_acc,
-                                     history.test_loss, history.test_acc))
-    assert history.test_acc[-1] >= 0.95 > acc_before
+                                     history.val_loss, history.val_acc))
+    assert history.val_acc[-1] >= 0.95 > acc_before
     assert history.train_loss[-1] < history.train_loss[0]
     loss_after, acc_after = evaluate(model, test)
     assert loss_after < loss_before
-    assert acc_after == pytest.approx(history.test_acc[-1])
+    assert acc_after == pytest.approx(history.val_acc[-1])
 
 
 def test_fit_without_test_data_leaves_test_lists_empty():
     history = fit(_model(), _blobs(40), epochs=2, lr=1e-2, progress=False)
-    assert len(history.train_acc) == 2 and history.test_loss == [] and history.test_acc == []
+    assert len(history.train_acc) == 2 and history.val_loss == [] and history.val_acc == []
     assert all(0 <= a <= 1 for a in history.train_acc)
 
 
@@ -81,7 +81,7 @@ def test_binary_model_with_one_logit():
     binary = (labels >= 2).long()  # bright quadrant in the lower half
     history = fit(_model(outputs=1), (images, binary), (images, binary), epochs=5, lr=2e-2,
                   batch_size=16, progress=False)
-    assert history.test_acc[-1] >= 0.95
+    assert history.val_acc[-1] >= 0.95
     with pytest.raises(ValueError, match="labels 0 or 1"):
         fit(_model(outputs=1), (images, labels), epochs=1, progress=False)
 
