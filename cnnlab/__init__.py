@@ -21,13 +21,17 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 # the modules whose ``__all__`` make up the API, bottom-up (see ARCHITECTURE in the README)
-_MODULES = ("shapes", "ops", "backward", "images", "data", "models", "train", "alexnet",
-            "first_layer", "diagrams", "plotting", "widgets", "animations", "exercises")
+_MODULES = ("shapes", "ops", "backward", "images", "data", "models", "train", "blocks", "alexnet",
+            "first_layer", "attribution", "augment", "diagrams", "plotting", "widgets",
+            "animations", "exercises")
 
 if TYPE_CHECKING:
     from cnnlab.alexnet import *  # noqa: F403
     from cnnlab.animations import *  # noqa: F403
+    from cnnlab.attribution import *  # noqa: F403
+    from cnnlab.augment import *  # noqa: F403
     from cnnlab.backward import *  # noqa: F403
+    from cnnlab.blocks import *  # noqa: F403
     from cnnlab.data import *  # noqa: F403
     from cnnlab.diagrams import *  # noqa: F403
     from cnnlab.exercises import *  # noqa: F403
