@@ -9,16 +9,21 @@ from __future__ import annotations
 import pickle
 import socket
 import struct
+import subprocess
+import sys
 import threading
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from cnnlab import data
 from cnnlab.data import (
     SHAPES,
+    _stratified_split,
     download_dataset,
     load_cifar10,
     load_digits,
@@ -162,6 +167,48 @@ def test_load_digits_size_8_is_the_original_data():
     # every returned image is one of the originals (first one checked by search)
     first = train.images[0, 0]
     assert ((original - first).abs().flatten(1).max(dim=1).values < 1e-6).any()
+
+
+def test_load_digits_is_scikit_learns_data_and_split():
+    from sklearn.datasets import load_digits as sk_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = sk_digits()
+    for seed, fraction in ((0, 0.2), (1, 0.2), (3, 0.1), (7, 0.35)):
+        train, test = load_digits(size=8, seed=seed, test_fraction=fraction)
+        train_idx, test_idx = train_test_split(np.arange(len(digits.target)),
+                                               test_size=fraction, random_state=seed,
+                                               stratify=digits.target)
+        for split, index in ((train, train_idx), (test, test_idx)):
+            assert torch.equal(split.images[:, 0], torch.tensor(digits.images[index],
+                                                                dtype=torch.float32) / 16)
+            assert split.labels.tolist() == digits.target[index].tolist()
+
+
+@given(st.lists(st.integers(0, 4), min_size=12, max_size=60), st.integers(0, 2**31 - 1),
+       st.sampled_from([0.2, 0.25, 0.4]))
+@settings(max_examples=40, deadline=None)
+def test_stratified_split_is_scikit_learns(labels, seed, fraction):
+    from sklearn.model_selection import train_test_split
+
+    labels = np.array(labels)
+    counts = np.bincount(labels)
+    n_test = int(np.ceil(fraction * len(labels)))
+    n_classes = np.count_nonzero(counts)
+    assume(counts[counts > 0].min() >= 2 and n_test >= n_classes
+           and len(labels) - n_test >= n_classes)
+    want = train_test_split(np.arange(len(labels)), test_size=fraction, random_state=seed,
+                            stratify=labels)
+    got = _stratified_split(labels, fraction, seed)
+    assert [g.tolist() for g in got] == [w.tolist() for w in want]
+
+
+def test_load_digits_does_not_import_scikit_learn():
+    code = ("import sys; from cnnlab import load_digits; load_digits(size=8)\n"
+            "print('sklearn' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.strip() == "False", done.stderr
 
 
 def test_load_digits_resize_keeps_the_picture():
