@@ -96,20 +96,6 @@ def test_numerical_checks_pass_and_wrong_backwards_fail():
     assert set(wrong) == {"no flip", "mean db"} and min(wrong.values()) > 0.1, wrong
 
 
-def test_exercises_start_unanswered_and_solutions_are_hidden():
-    all_cells = cells(L08)
-    unanswered = re.compile(r"^answer_\w+ = \.\.\.", re.M)
-    exercises = [i for i, c in enumerate(all_cells)
-                 if c["cell_type"] == "code" and unanswered.search(source(c))]
-    assert len(exercises) == 5
-    for i in exercises:  # the answer cell, its check, then the hidden solution
-        check, solution = all_cells[i + 1], all_cells[i + 2]
-        assert "check_answer" in source(check) and "check_answer" not in source(all_cells[i])
-        assert "not answered yet" in outputs_text(check) and "correct" not in outputs_text(check)
-        assert not check["metadata"].get("jupyter", {}).get("source_hidden")
-        assert solution["metadata"].get("jupyter", {}).get("source_hidden") is True
-        assert "check_answer" in source(solution) and "..." not in source(solution)
-        assert ": correct" in outputs_text(solution) and "not yet" not in outputs_text(solution)
 
 
 def test_no_errors_and_small_outputs():

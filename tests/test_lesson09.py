@@ -178,22 +178,6 @@ def test_numbers_in_the_prose_are_printed_above_it():
     assert dense_layer in _text()
 
 
-def test_exercises_start_unanswered_and_solutions_are_hidden():
-    all_cells = cells(L09)
-    unanswered = re.compile(r"^answer_\d+ = \.\.\.  # ", re.M)
-    exercises = [i for i, c in enumerate(all_cells)
-                 if c["cell_type"] == "code" and unanswered.search(source(c))]
-    assert len(exercises) == 5
-    for number, i in enumerate(exercises, start=1):  # the answer cell, its check, the solution
-        question, check, solution = all_cells[i - 1], all_cells[i + 1], all_cells[i + 2]
-        assert f"**Exercise {number}" in source(question)
-        assert f"expected_{number} = " in source(check) and "check_answer" in source(check)
-        assert "not answered yet" in outputs_text(check) and "correct" not in outputs_text(check)
-        assert not check["metadata"].get("jupyter", {}).get("source_hidden")
-        assert solution["metadata"].get("jupyter", {}).get("source_hidden") is True
-        assert source(solution).splitlines()[0] == "# Solution"
-        assert "check_answer" in source(solution) and "..." not in source(solution)
-        assert ": correct" in outputs_text(solution) and "not yet" not in outputs_text(solution)
 
 
 def test_no_answer_is_printed_before_its_exercise():
