@@ -2,10 +2,10 @@
 Chromium (Debian's package, driven by Playwright through ``executable_path``: browsers cannot
 be downloaded here), and the helpers that open a notebook, run it and read what it shows.
 
-Two test files use it, ``test_browser.py`` (the lessons) and ``test_browser_labs.py`` (the
-student labs, a broken lesson, the explorer), so that pytest-xdist runs them side by side, each
-with its own server. Without Chromium or Playwright they skip, except under CI (``CI=true``),
-where they fail: CI installs chromium itself.
+Two test files use it, ``test_browser.py`` (the lessons as stored) and ``test_browser_labs.py``
+(the student labs and lesson 03 run, a broken lesson, the explorer), so that pytest-xdist runs
+them side by side, each with its own server. Without Chromium or Playwright they skip, except
+under CI (``CI=true``), where they fail: CI installs chromium itself.
 """
 
 from __future__ import annotations
@@ -28,9 +28,6 @@ from assigned import assigned_dist
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts" / "browser"
 LESSONS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-# two halves of about equal running time, checked by two files that run side by side
-EARLY_LESSONS = [name for name in LESSONS if name[:2] in ("01", "02", "03", "04", "05")]
-LATER_LESSONS = [name for name in LESSONS if name not in EARLY_LESSONS]
 LABS = sorted(p.stem for p in (ROOT / "notebooks" / "labs").glob("lab*.ipynb"))
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -101,9 +98,14 @@ def serve(tmp_path_factory: pytest.TempPathFactory, labs: bool) -> Iterator[str]
         shutil.copytree(dist / lab / "student", root / "notebooks" / lab)
     if labs:
         shutil.copy(FIXTURE, root / "notebooks" / FIXTURE.name)
+    # every cell in the page, not only those scrolled into view: the checks read what it shows
+    tracker = root / ".lab-settings" / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True)
+    (tracker / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
     port = _free_port()
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(root / ".jupyter-config"),
-           "JUPYTER_RUNTIME_DIR": str(root / ".jupyter-runtime")}
+           "JUPYTER_RUNTIME_DIR": str(root / ".jupyter-runtime"),
+           "JUPYTERLAB_SETTINGS_DIR": str(root / ".lab-settings")}
     env.pop("CNNLAB_WIDGETS", None)
     log = (root / "server.log").open("wb")
     server = subprocess.Popen(
@@ -151,7 +153,7 @@ OPENED_JS = """(path) => { const w = window.jupyterapp && window.jupyterapp.shel
 OPEN_JS = """(path) => { window.jupyterapp.commands.execute('docmanager:open',
                                                      {path: path, factory: 'Notebook'}); }"""
 # closes every document without asking to save (a run leaves it modified), then the tab is
-# empty: the next notebook opens in it without loading JupyterLab again
+# empty of documents: the next notebook opens in it without loading JupyterLab again
 CLOSE_ALL_JS = """async () => {
   const shell = window.jupyterapp.shell;
   for (const w of [...shell.widgets('main')]) {
@@ -159,7 +161,12 @@ CLOSE_ALL_JS = """async () => {
   }
   const closed = window.jupyterapp.commands.execute('application:close-all');
   const late = new Promise(resolve => setTimeout(() => resolve('late'), 20000));
-  return (await Promise.race([closed, late])) === 'late' ? -1 : [...shell.widgets('main')].length;
+  if ((await Promise.race([closed, late])) === 'late') { return -1; }
+  // the command settles before the last document is disposed; JupyterLab may open a launcher
+  // in the emptied area: wait (at most 10 s) until no document is left
+  const documents = () => [...shell.widgets('main')].filter(w => w.context).length;
+  for (let i = 0; i < 100 && documents(); i++) { await new Promise(r => setTimeout(r, 100)); }
+  return documents();
 }"""
 
 
@@ -269,12 +276,57 @@ def module_fixtures(labs: bool) -> tuple[object, object]:
     return lab_url, browser
 
 
+# what the page shows of each code cell's stored outputs (windowing is off: all are rendered)
+SHOWN_JS = """() => window.jupyterapp.shell.currentWidget.content.widgets
+  .filter(c => c.model.type === 'code').map((c, i) => ({
+    index: i,
+    stored: c.model.outputs.length,
+    shown: c.node.querySelectorAll('.jp-OutputArea-output').length,
+    unrendered: [...c.node.querySelectorAll('.jp-OutputArea-output')]
+      .filter(o => !o.children.length && !o.textContent.trim()).length,
+    images: [...c.node.querySelectorAll('.jp-OutputArea-output img')]
+      .map(img => ({alt: (img.getAttribute('alt') || '').trim(), loaded: img.naturalWidth > 0})),
+  }))"""
+
+
+def _display_problems(page) -> list[str]:
+    """What is wrong with the stored outputs as JupyterLab shows them: an output with no view,
+    an empty view, an image that did not load or has no alt text."""
+    page.wait_for_function("() => [...document.querySelectorAll('.jp-OutputArea-output img')]"
+                           ".every(img => img.complete)", timeout=30_000)
+    problems = []
+    for cell in page.evaluate(SHOWN_JS):
+        where = f"code cell {cell['index']}"
+        if cell["shown"] != cell["stored"]:
+            problems.append(f"{where} shows {cell['shown']} of its {cell['stored']} outputs")
+        if cell["unrendered"]:
+            problems.append(f"{where} has {cell['unrendered']} empty output(s)")
+        for image in cell["images"]:
+            if not image["loaded"]:
+                problems.append(f"{where} has an image that does not load")
+            if not image["alt"]:
+                problems.append(f"{where} has an image without alt text")
+    return problems
+
+
 def lesson_test(lessons: list[str]):  # -> a pytest test function
-    """The check of ``lessons``, one test each (see ``_problems``)."""
+    """The check of each lesson as a student first sees it, one test each: opening it does not
+    mark it modified, and every stored output shows, images with alt text. Running the cells
+    is nbval's part (the same kernel runs every cell of every notebook there); lesson 03, the
+    explorer's, and the student labs also run in the browser (``test_browser_labs.py``)."""
 
     @pytest.mark.parametrize("lesson", lessons)
-    def test_lesson_runs_in_jupyterlab(browser: object, lab_url: str, lesson: str) -> None:
-        problems = _problems(browser, lab_url, lesson)
+    def test_lesson_shows_in_jupyterlab(browser: object, lab_url: str, lesson: str) -> None:
+        page = _open(browser, lab_url, lesson)
+        try:
+            time.sleep(1.5)  # JupyterLab rewrites stale metadata shortly after opening
+            problems = (["opening it marks it modified (stored metadata is stale)"]
+                        if _opened_modified(page, lab_url, f"notebooks/{lesson}") else [])
+            problems += _display_problems(page)
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / f"{lesson}.png"))
+        finally:
+            _close(page, lab_url)
         assert not problems, f"{lesson}: " + "; ".join(problems)
 
-    return test_lesson_runs_in_jupyterlab
+    return test_lesson_shows_in_jupyterlab

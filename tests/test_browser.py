@@ -1,21 +1,20 @@
-"""Each lesson opened in JupyterLab in a real browser, as a student opens it.
+"""Each lesson opened in JupyterLab in a real browser, as a student first sees it.
 
 A JupyterLab server runs on a copy of the lessons; headless Chromium opens every lesson and
 checks that
 - opening it does not mark it modified (stored metadata matches what JupyterLab writes),
-- "Run All" finishes with no error output, except in cells tagged ``nbval-raises-exception``
-  (those show an error on purpose).
+- every stored output shows (none left without a view), and every image in them loads and has
+  alt text (cnnlab's figures carry it in their HTML output).
 Screenshots of each lesson go to ``tests/artifacts/browser/`` (git-ignored) for CI artefacts.
-This file checks the first half of the lessons and ``test_browser_later.py`` the second half;
-the student labs, a broken lesson and lesson 03's live explorer are checked in
-``test_browser_labs.py``. Each file has a server and a browser of its own, so that the three
-run side by side on pytest-xdist's workers; the server, the browser and the helpers live in
-``browser_support.py``.
+Running every cell is nbval's part; lesson 03 (its live explorer), the student labs and a
+broken lesson run in JupyterLab in ``test_browser_labs.py``, on a server and a browser of their
+own so that the two files run side by side on pytest-xdist's workers. The server, the browser
+and the helpers live in ``browser_support.py``.
 """
 
 from __future__ import annotations
 
-from browser_support import EARLY_LESSONS, lesson_test, module_fixtures
+from browser_support import LESSONS, lesson_test, module_fixtures
 
 lab_url, browser = module_fixtures(labs=False)
-test_lesson_runs_in_jupyterlab = lesson_test(EARLY_LESSONS)
+test_lesson_shows_in_jupyterlab = lesson_test(LESSONS)

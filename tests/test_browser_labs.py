@@ -51,12 +51,16 @@ def test_the_check_catches_a_broken_lesson(browser: object, lab_url: str) -> Non
     assert any("ZeroDivisionError" in p for p in problems), problems
 
 
-def test_explorer_redraws_when_a_slider_moves(browser: object, lab_url: str) -> None:
+def test_lesson03_runs_and_its_explorer_redraws(browser: object, lab_url: str) -> None:
     lesson = next(name for name in LESSONS if name.startswith("03_"))
     page = _open(browser, lab_url, lesson)
     try:
         time.sleep(1.5)  # let JupyterLab settle (its widget manager) before the explorer runs
         _run_all(page)
+        cells = page.evaluate(CELLS_JS)  # the lesson runs in JupyterLab, as nbval runs it
+        errors = [c["errors"] for c in cells
+                  if c["errors"] and "nbval-raises-exception" not in c["tags"]]
+        assert not errors and all(c["count"] is not None for c in cells), errors
         slider = page.locator(".widget-slider", has_text="kernel size").first
         slider.wait_for(state="attached", timeout=60_000)
         slider.scroll_into_view_if_needed(timeout=60_000)
