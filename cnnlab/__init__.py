@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 
 # the modules whose ``__all__`` make up the API, bottom-up (see ARCHITECTURE in the README)
 _MODULES = ("shapes", "ops", "backward", "images", "data", "models", "train", "blocks", "alexnet",
-            "first_layer", "attribution", "augment", "diagrams", "plotting", "widgets",
+            "first_layer", "attribution", "augment", "figures", "diagrams", "plotting", "widgets",
             "animations", "exercises")
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from cnnlab.data import *  # noqa: F403
     from cnnlab.diagrams import *  # noqa: F403
     from cnnlab.exercises import *  # noqa: F403
+    from cnnlab.figures import *  # noqa: F403
     from cnnlab.first_layer import *  # noqa: F403
     from cnnlab.images import *  # noqa: F403
     from cnnlab.models import *  # noqa: F403

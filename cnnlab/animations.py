@@ -20,7 +20,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cnnlab._checks import as_pair, describe, message
-from cnnlab.diagrams import as_grid, check_small, fmt, pair_text, pool_grid_args, size_text
+from cnnlab.diagrams import (
+    as_grid,
+    check_small,
+    fmt,
+    pair_text,
+    pool_grid_args,
+    rows_text,
+    size_text,
+)
+from cnnlab.figures import check_text
 from cnnlab.shapes import conv_output_size
 
 if TYPE_CHECKING:
@@ -56,13 +65,16 @@ LAST_MS = 2000  # hold the finished picture before the loop starts again
 class Animation:
     """An animated picture: ``frames`` (PIL RGB images), ``gif`` (bytes), ``save(path)``.
 
-    ``values`` holds, per frame, the numbers of the grid being filled in (NaN where nothing is
-    shown yet) for the pooling animations, and is empty for ``animate_conv``.
+    ``description`` is the one-line text (repr, text/plain); ``alt`` the alt text of the
+    ``<img>`` in a notebook (what the frames show, for screen readers), by default the
+    description. ``values`` holds, per frame, the numbers of the grid being filled in (NaN
+    where nothing is shown yet) for the pooling animations, and is empty for ``animate_conv``.
     """
 
     def __init__(self, frames: list[Image.Image], description: str,
-                 values: list[np.ndarray] | None = None) -> None:
+                 values: list[np.ndarray] | None = None, alt: str | None = None) -> None:
         self.frames, self.description, self.values = frames, description, values or []
+        self.alt = check_text(alt, "alt", "Animation") or description
         self.durations = [FRAME_MS] * (len(frames) - 1) + [LAST_MS]
 
     @cached_property
@@ -87,7 +99,7 @@ class Animation:
         (viewers that read image outputs) and text/plain (anything else)."""
         data = base64.b64encode(self.gif).decode("ascii")
         width, height = self.frames[0].size
-        alt = html.escape(self.description, quote=True)
+        alt = html.escape(self.alt, quote=True)
         return {
             "text/html": f'<img src="data:image/gif;base64,{data}" width="{width}" '
                          f'height="{height}" alt="{alt}">',
@@ -100,14 +112,16 @@ class Animation:
 
 def animate_conv(in_size: int | tuple[int, int] = 5, kernel_size: int | tuple[int, int] = 3,
                  stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
-                 dilation: int | tuple[int, int] = 1) -> Animation:
+                 dilation: int | tuple[int, int] = 1, alt: str | None = None) -> Animation:
     """The kernel's footprint sliding over an (H, W) input, as in conv_arithmetic's figures.
 
     Left: the input with its padding ring (white, dashed); the cells the kernel reads are dark
     blue, its whole span outlined (dilation gaps show inside it). Right: the output, the cell
     being computed in the same blue, those done in green. One frame per output position.
+    ``alt`` replaces the default alt text of the notebook's ``<img>``.
     """
     where = "animate_conv"
+    alt = check_text(alt, "alt", where)
     h, w = as_pair(in_size, "in_size", where, minimum=1)
     kh, kw = as_pair(kernel_size, "kernel_size", where, minimum=1)
     sh, sw = as_pair(stride, "stride", where, minimum=1)
@@ -145,17 +159,27 @@ def animate_conv(in_size: int | tuple[int, int] = 5, kernel_size: int | tuple[in
     description = (f"Animation: {kh}x{kw} kernel over {h}x{w} input, padding "
                    f"{pair_text(ph, pw)}, stride {pair_text(sh, sw)}{dilated} -> {ho}x{wo} "
                    f"output, {len(frames)} frames")
-    return Animation(frames, description)
+    ring = f" with a dashed ring of padding {pair_text(ph, pw)}" if max(ph, pw) else ""
+    gaps = f" with dilation {pair_text(dh, dw)} (it reads cells that far apart)" if max(
+        dh, dw) > 1 else ""
+    return Animation(frames, description, alt=alt or (
+        f"Looping animation of {len(frames)} frames: a {kh}x{kw} kernel{gaps} slides with "
+        f"stride {pair_text(sh, sw)} over a {h}x{w} input{ring}, one output position per "
+        f"frame. The input cells it reads are dark blue and its span is outlined; on the "
+        f"right, the {ho}x{wo} output fills in cell by cell, the current cell blue, finished "
+        f"ones green. Caption: {caption}."))
 
 
 def animate_pool(x: Any, kernel_size: int | tuple[int, int] = 2,
-                 stride: int | tuple[int, int] | None = None) -> Animation:
+                 stride: int | tuple[int, int] | None = None,
+                 alt: str | None = None) -> Animation:
     """Max pooling's window moving over a small (H, W) grid of numbers.
 
     Left: the input, the current window shaded and its maximum (the first one in reading
     order, as in PyTorch) in orange. Right: the output filling in, one frame per output cell.
-    Numbers come from ``cnnlab.max_pool2d``.
+    Numbers come from ``cnnlab.max_pool2d``. ``alt`` replaces the default alt text.
     """
+    alt = check_text(alt, "alt", "animate_pool")
     grid, kernel, stride, out, targets = _pool_setup("animate_pool", x, kernel_size, stride)
     (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out.shape
     caption = (f"max pooling {kh}x{kw}, stride {pair_text(sh, sw)}: input "
@@ -175,19 +199,27 @@ def animate_pool(x: Any, kernel_size: int | tuple[int, int] = 2,
     description = (f"Animation: {kh}x{kw} max pooling, stride {pair_text(sh, sw)}, over "
                    f"{size_text(grid.shape)} input -> {size_text(out.shape)} output, "
                    f"{len(frames)} frames")
-    return Animation(frames, description, values)
+    return Animation(frames, description, values, alt=alt or (
+        f"Looping animation of {len(frames)} frames: a {kh}x{kw} max-pooling window moves "
+        f"with stride {pair_text(sh, sw)} over a {size_text(grid.shape)} grid "
+        f"({rows_text(grid)}). Each frame shades the window, marks its maximum in orange and "
+        f"writes it into the {size_text(out.shape)} output, which ends as "
+        f"({rows_text(out)}).").replace(" ()", ""))
 
 
 def animate_pool_backward(x: Any, dout: Any, kernel_size: int | tuple[int, int] = 2,
-                          stride: int | tuple[int, int] | None = None) -> Animation:
+                          stride: int | tuple[int, int] | None = None,
+                          alt: str | None = None) -> Animation:
     """The gradient flowing back through a max pool over a small (H, W) grid.
 
     Left: the input x, the window and its maximum (first in reading order, as PyTorch).
     Middle: ``dout``, the gradient of the loss with respect to the pooled output, same shape as
     that output. Right: ``dx`` filling in: each ``dout[i, j]`` travels whole to its window's
     maximum (overlapping windows add up); every other cell stays 0. One frame per output cell.
+    ``alt`` replaces the default alt text.
     """
     where = "animate_pool_backward"
+    alt = check_text(alt, "alt", where)
     grid, kernel, stride, out, targets = _pool_setup(where, x, kernel_size, stride)
     (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out.shape
     g = as_grid(dout, "dout", where, f"dout has the pooled output's shape, {ho}x{wo}.")
@@ -224,7 +256,14 @@ def animate_pool_backward(x: Any, dout: Any, kernel_size: int | tuple[int, int] 
     description = (f"Animation: gradient through {kh}x{kw} max pooling, stride "
                    f"{pair_text(sh, sw)}: dout {ho}x{wo} -> dx {size_text(grid.shape)}, "
                    f"{len(frames)} frames")
-    return Animation(frames, description, values)
+    return Animation(frames, description, values, alt=alt or (
+        f"Looping animation of {len(frames)} frames: the gradient flowing back through "
+        f"{kh}x{kw} max pooling with stride {pair_text(sh, sw)}. Left: the input x, "
+        f"{size_text(grid.shape)} ({rows_text(grid)}), with the current window and its "
+        f"maximum in orange. Middle: dout, {ho}x{wo} ({rows_text(g)}). Right: dx, "
+        f"{size_text(grid.shape)}, filling in: an arrow carries each dout value to its "
+        f"window's maximum, where overlapping windows add up, and every other cell stays 0; "
+        f"dx ends as ({rows_text(values[-1])}).").replace(" ()", ""))
 
 
 # --- helpers ------------------------------------------------------------------------------------

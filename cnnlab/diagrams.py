@@ -14,6 +14,7 @@ import numpy as np
 
 from cnnlab import ops
 from cnnlab._checks import as_array, as_int, as_pair, describe, message
+from cnnlab.figures import check_text, describe_figure
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -85,6 +86,13 @@ def pair_text(a: int, b: int) -> str:
     return str(a) if a == b else f"({a}, {b})"
 
 
+def rows_text(values: np.ndarray, limit: int = 49) -> str:
+    """A small grid's numbers for alt text, row by row: 'rows 1 2; 3 4' ('' past ``limit``)."""
+    if values.size > limit:
+        return ""
+    return "rows " + "; ".join(" ".join(fmt(v) for v in row) for row in values)
+
+
 def fmt(value: float) -> str:
     """A number as short text: integers without decimals, others with 3 significant digits."""
     value = float(value)
@@ -148,7 +156,7 @@ def outline(ax: Axes, top: int, left: int, height: int, width: int, colour: str,
 
 
 def plot_conv_grid(x: Any, kernel: Any, padding: Any = 0, stride: Any = 1, dilation: Any = 1,
-                   position: tuple[int, int] = (0, 0)) -> Figure:
+                   position: tuple[int, int] = (0, 0), alt: str | None = None) -> Figure:
     """Draw one step of a convolution with all its numbers; returns the Figure.
 
     ``x`` (H, W) and ``kernel`` (kH, kW) are small grids (at most 16x16 with padding). Panels:
@@ -156,9 +164,11 @@ def plot_conv_grid(x: Any, kernel: Any, padding: Any = 0, stride: Any = 1, dilat
     ``position`` = (row, column) shaded blue (each cell also shows the kernel weight it meets,
     small), the next window one stride away outlined in orange with an arrow; the kernel; and
     the output with the produced cell shaded. The title writes out the sum of products.
-    Numbers come from ``cnnlab.ops.conv2d``.
+    Numbers come from ``cnnlab.ops.conv2d``. ``alt`` replaces the default alt text, which
+    lists the grids' numbers and the sum (see ``cnnlab.describe_figure``).
     """
     where = "plot_conv_grid"
+    alt = check_text(alt, "alt", where)
     grid = as_grid(x, "x", where, "plot_conv_grid draws one channel; for several channels use "
                  "plot_channel_sum(x, weight).")
     k = as_grid(kernel, "kernel", where, "The kernel is one 2-D grid (kH, kW), e.g. "
@@ -211,8 +221,33 @@ def plot_conv_grid(x: Any, kernel: Any, padding: Any = 0, stride: Any = 1, dilat
     ax_out.set_title(f"output ({size_text(out.shape)})", fontsize=11)
 
     values = [padded[r, c] for r, c in window]
-    fig.suptitle(sum_of_products(f"output[{i}, {j}]", values, k, out[i, j]), fontsize=11)
-    return fig
+    total = sum_of_products(f"output[{i}, {j}]", values, k, out[i, j])
+    fig.suptitle(total, fontsize=11)
+    return describe_figure(fig, alt or _conv_grid_alt(grid, k, out, (ph, pw), (sh, sw),
+                                                        (dh, dw), (i, j), total))
+
+
+def _conv_grid_alt(grid: np.ndarray, k: np.ndarray, out: np.ndarray, padding: tuple[int, int],
+                   stride: tuple[int, int], dilation: tuple[int, int], ij: tuple[int, int],
+                   total: str) -> str:
+    """plot_conv_grid's default alt text: the three grids, where the window is, the sum."""
+    (ph, pw), (sh, sw), (dh, dw), (i, j) = padding, stride, dilation, ij
+    ring = (f", inside a gray ring of padding zeros {pair_text(ph, pw)} "
+            f"cell{'s' if max(ph, pw) > 1 else ''} wide" if max(ph, pw) else "")
+    place = "top-left window" if (i, j) == (0, 0) else f"window for output[{i}, {j}]"
+    gaps = f" (dilation {pair_text(dh, dw)}: it reads cells {pair_text(dh, dw)} apart)" if max(
+        dh, dw) > 1 else ""
+    if j + 1 < out.shape[1]:
+        step = f" The next window, stride {sw} to the right, is outlined in orange."
+    elif i + 1 < out.shape[0]:
+        step = f" The next window, stride {sh} down, is outlined in orange."
+    else:
+        step = ""
+    return (f"Convolution diagram: a {size_text(grid.shape)} input grid ({rows_text(grid)})"
+            f"{ring}, a {size_text(k.shape)} kernel ({rows_text(k)}) and the "
+            f"{size_text(out.shape)} output grid ({rows_text(out)}). The kernel is shaded blue "
+            f"over the input's {place}{gaps}, and the output cell it makes is shaded too.{step} "
+            f"Title: {total.replace(chr(10), ' ')}.").replace(" ()", "")
 
 
 def _position(position: Any, out_shape: tuple[int, int], where: str) -> tuple[int, int]:
@@ -276,15 +311,16 @@ def sum_of_products(label: str, values: list, kernel: np.ndarray, result: float,
     return f"{label} = {terms} = {fmt(result)}"
 
 
-def plot_channel_sum(x: Any, weight: Any, bias: Any = None) -> Figure:
+def plot_channel_sum(x: Any, weight: Any, bias: Any = None, alt: str | None = None) -> Figure:
     """How a multi-channel convolution makes ONE output map; returns the Figure.
 
     ``x`` is (C, H, W), ``weight`` is (C, kH, kW) (or (1, C, kH, kW)), ``bias`` a number or
     None; no padding, stride 1. One row per input channel: channel c * kernel slice c =
     partial map c. On the right: the sum of the partial maps (+ bias) = the output map.
-    All grids show their numbers (at most 16x16 each).
+    All grids show their numbers (at most 16x16 each). ``alt`` replaces the default alt text.
     """
     where = "plot_channel_sum"
+    alt = check_text(alt, "alt", where)
     inp = as_array(x, "x", where)
     w = as_array(weight, "weight", where)
     if w.ndim == 4 and w.shape[0] == 1:
@@ -333,22 +369,32 @@ def plot_channel_sum(x: Any, weight: Any, bias: Any = None) -> Figure:
     _panel(fig.add_subplot(spec[:, 6]), total[0], f"output map ({ho}x{wo})", WINDOW)
     first = " + ".join(fmt(p[0, 0]) for p in partials)
     bias_text = f" + {fmt(b)}" if bias is not None else ""
-    fig.suptitle(f"{channels} input channels, one filter of shape {channels}x{kh}x{kw} -> one "
-                 f"output map; e.g. output[0, 0] = {first}{bias_text} = {fmt(total[0, 0, 0])}")
-    return fig
+    title = (f"{channels} input channels, one filter of shape {channels}x{kh}x{kw} -> one "
+             f"output map; e.g. output[0, 0] = {first}{bias_text} = {fmt(total[0, 0, 0])}")
+    fig.suptitle(title)
+    rows = "; ".join(f"channel {c} ({rows_text(inp[c], 25) or f'{h}x{wid}'}) * kernel slice {c} "
+                     f"({rows_text(w[c], 25) or f'{kh}x{kw}'}) = partial map {c} "
+                     f"({rows_text(partials[c], 25) or f'{ho}x{wo}'})" for c in range(channels))
+    bias_alt = f" plus the bias {fmt(b)}" if bias is not None else ""
+    return describe_figure(fig, alt or (
+        f"Multi-channel convolution diagram, one row per input channel: {rows}. The partial "
+        f"maps summed{bias_alt} give the {ho}x{wo} output map "
+        f"({rows_text(total[0]) or 'too large to list'}). Title: {title}."))
 
 
-def plot_pool_grid(x: Any, kernel_size: Any = 2, stride: Any = None, mode: str = "max") -> Figure:
+def plot_pool_grid(x: Any, kernel_size: Any = 2, stride: Any = None, mode: str = "max",
+                   alt: str | None = None) -> Figure:
     """Draw pooling on a small grid: each window in its own colour, and the pooled output.
 
     ``x`` is (H, W) (at most 16x16); ``stride`` defaults to ``kernel_size``; ``mode`` is
     "max" (the winning cell of each window is bold) or "avg". Windows that do not overlap are
     filled with their output cell's colour. Overlapping windows (stride < kernel) are outlined
     in that colour instead, each slightly inset, and cells are shaded gray by how many windows
-    they lie in. Numbers come from ``cnnlab.ops.max_pool2d`` / ``avg_pool2d``. Returns the
-    Figure.
+    they lie in. Numbers come from ``cnnlab.ops.max_pool2d`` / ``avg_pool2d``. ``alt``
+    replaces the default alt text. Returns the Figure.
     """
     where = "plot_pool_grid"
+    alt = check_text(alt, "alt", where)
     if mode not in ("max", "avg"):
         raise ValueError(message(where, '`mode` "max" or "avg"', repr(mode),
                                  'Use mode="avg" for average pooling.'))
@@ -394,4 +440,11 @@ def plot_pool_grid(x: Any, kernel_size: Any = 2, stride: Any = None, mode: str =
     fig.suptitle(f"{name} pooling {kh}x{kw}, stride {pair_text(sh, sw)}\ninput "
                  f"({size_text(grid.shape)}) -> output ({size_text(out.shape)}), no weights to "
                  f"learn{note}")
-    return fig
+    shown = ("each window outlined in its output cell's colour (they overlap; gray cells lie "
+             "in 2 or more)" if overlap else "each window filled with its output cell's colour")
+    winner = ", the maximum of each window in bold" if mode == "max" else ""
+    return describe_figure(fig, alt or (
+        f"{name.capitalize()} pooling diagram, {kh}x{kw} windows with stride "
+        f"{pair_text(sh, sw)}: the {size_text(grid.shape)} input grid ({rows_text(grid)}), "
+        f"{shown}{winner}; an arrow to the {size_text(out.shape)} output grid "
+        f"({rows_text(out)}), the {name} of each window.").replace(" ()", ""))

@@ -26,7 +26,8 @@ from cnnlab._checks import (
     looks_hwc,
     message,
 )
-from cnnlab.diagrams import KERNEL, as_grid, draw_grid, size_text
+from cnnlab.diagrams import KERNEL, as_grid, draw_grid, rows_text, size_text
+from cnnlab.figures import check_text, describe_figure
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -59,6 +60,18 @@ def _columns(ncols: int | None, count: int, where: str) -> int:
     if ncols is None:
         return max(1, math.ceil(math.sqrt(count)))
     return min(as_int(ncols, "ncols", where, minimum=1), count)
+
+
+def _grid_text(count: int, ncols: int) -> str:
+    """How ``count`` panels in rows of ``ncols`` are laid out, for alt text."""
+    nrows = math.ceil(count / ncols)
+    if nrows == 1:
+        return f"in one row of {count}"
+    return f"in {nrows} rows of {ncols}"
+
+
+def _kind(chw: torch.Tensor) -> str:
+    return "RGB" if chw.shape[0] == 3 else "gray"
 
 
 # --- drawing helpers ------------------------------------------------------------------------
@@ -116,7 +129,8 @@ def _tile_figure(tiles: Sequence[tuple[np.ndarray, str]], ncols: int | None,
 
 # --- images and feature maps ----------------------------------------------------------------
 
-def plot_conv(image: Any, kernel: Any, title: str | None = None) -> Figure:
+def plot_conv(image: Any, kernel: Any, title: str | None = None,
+              alt: str | None = None) -> Figure:
     """Show an image beside the image filtered with one 2-D kernel; returns the Figure.
 
     ``image`` is (H, W), (C, H, W) or (1, C, H, W) with 1 or 3 channels (tensor or array);
@@ -124,9 +138,11 @@ def plot_conv(image: Any, kernel: Any, title: str | None = None) -> Figure:
     padding that keeps the size (``padding="same"``). Panels: input, kernel (with its numbers
     when it is at most 7x7), output. A one-channel output of a kernel with negative weights is
     drawn red (positive) / blue (negative) around white zero; an RGB output outside [0, 1] is
-    contrast-stretched for display (the extreme 1% of values clipped).
+    contrast-stretched for display (the extreme 1% of values clipped). ``alt`` replaces the
+    default alt text (see ``cnnlab.describe_figure``).
     """
     where = "plot_conv"
+    alt = check_text(alt, "alt", where)
     x = image_chw(image, where)
     k = as_grid(kernel, "kernel", where,
                 "plot_conv takes one 2-D kernel such as [[0, 1, 0], [1, -4, 1], [0, 1, 0]]; "
@@ -153,18 +169,33 @@ def plot_conv(image: Any, kernel: Any, title: str | None = None) -> Figure:
                                signed=bool((k < 0).any()))
     if out.shape[0] == 1:
         fig.colorbar(image_artist, ax=axes[2], shrink=0.8)
-    fig.suptitle(title or "input * kernel = output (the kernel slides over every pixel of "
-                 "each channel)")
-    return fig
+    title = title or ("input * kernel = output (the kernel slides over every pixel of each "
+                      "channel)")
+    fig.suptitle(title)
+    numbers = f" ({rows_text(k)})" if max(kh, kw) <= 7 else ", drawn as a gray image"
+    if out.shape[0] == 3:
+        look = "in colour" + (", contrast-stretched for display" if note else "")
+    elif (k < 0).any():
+        look = "red where positive and blue where negative around white zero, with a colour bar"
+    else:
+        look = "in gray, with a colour bar"
+    return describe_figure(fig, alt or (
+        f"Three panels. Left: the input image, {size_text(tuple(x.shape))} ({_kind(x)}). "
+        f"Middle: the {kh}x{kw} kernel{numbers}. Right: the output, "
+        f"{size_text(tuple(out.shape))}, the image filtered by the kernel, drawn {look}. "
+        f"Title: {title}."))
 
 
-def plot_convs(image: Any, conv_layer: Any, ncols: int | None = None) -> Figure:
+def plot_convs(image: Any, conv_layer: Any, ncols: int | None = None,
+               alt: str | None = None) -> Figure:
     """Apply a Conv2d layer to an image and show the input and every output channel.
 
     ``image`` is (H, W), (C, H, W) or (1, C, H, W) with C = ``conv_layer.in_channels``.
     One panel per output channel, each titled with its index and size; returns the Figure.
+    ``alt`` replaces the default alt text.
     """
     where = "plot_convs"
+    alt = check_text(alt, "alt", where)
     layer = _conv_layer(conv_layer, where)
     in_channels = layer.weight.shape[1] * getattr(layer, "groups", 1)
     x = image_chw(image, where, channels=None)
@@ -181,21 +212,30 @@ def plot_convs(image: Any, conv_layer: Any, ncols: int | None = None) -> Figure:
     shown = x if x.shape[0] in (1, 3) else x[:1]
     tiles = [(_display_array(shown), f"input ({size_text(tuple(x.shape))})")]
     tiles += [(m.numpy(), f"output channel {c}") for c, m in enumerate(maps)]
-    return _tile_figure(tiles, ncols, (2.6, 2.4), f"{type(layer).__name__}: {in_channels} input "
-                        f"channel(s) -> {maps.shape[0]} output channels of "
-                        f"{size_text(tuple(maps.shape[1:]))}", where, fontsize=10)
+    title = (f"{type(layer).__name__}: {in_channels} input channel(s) -> {maps.shape[0]} output "
+             f"channels of {size_text(tuple(maps.shape[1:]))}")
+    fig = _tile_figure(tiles, ncols, (2.6, 2.4), title, where, fontsize=10)
+    kh, kw = layer.weight.shape[2:]
+    return describe_figure(fig, alt or (
+        f"{len(tiles)} panels {_grid_text(len(tiles), _columns(ncols, len(tiles), where))}: "
+        f"the input image ({size_text(tuple(x.shape))}, {_kind(shown)}), then output channels "
+        f"0 to {maps.shape[0] - 1} of a {type(layer).__name__} layer with {kh}x{kw} kernels, "
+        f"each {size_text(tuple(maps.shape[1:]))} in gray scaled to its own range. "
+        f"Title: {title}."))
 
 
 def plot_feature_maps(maps: Any, ncols: int | None = None, title: str | None = None,
-                      panel_size: float | None = None) -> Figure:
+                      panel_size: float | None = None, alt: str | None = None) -> Figure:
     """Show every channel of a feature map (C, H, W) or (1, C, H, W) in a grid; returns the Figure.
 
     ``ncols`` defaults to a square grid (64 maps -> 8x8). Each map is scaled to its own range
     (gray colormap); axes are hidden, up to 16 maps are titled with their channel index.
     ``panel_size`` is one panel's side in inches (default 2.4 up to 16 maps, else 1.4); a
-    smaller one keeps a figure of many noisy maps light in a saved notebook.
+    smaller one keeps a figure of many noisy maps light in a saved notebook. ``alt`` replaces
+    the default alt text.
     """
     where = "plot_feature_maps"
+    alt = check_text(alt, "alt", where)
     x = image_chw(maps, where, channels=None)
     # Maps may have any number of channels, and (64, 1, 1) or (16, 3, 3) are channels first;
     # only a photo (channels last by the layout rule, both sides over 4 pixels) is refused.
@@ -214,17 +254,25 @@ def plot_feature_maps(maps: Any, ncols: int | None = None, title: str | None = N
             raise ValueError(message(where, "`panel_size` > 0 (inches per panel)",
                                      repr(panel_size), "Try panel_size=1.0."))
         side = float(panel_size)
-    return _tile_figure(tiles, ncols, (side, side), title or f"{count} feature maps of "
-                        f"{size_text(tuple(x.shape[1:]))} (each scaled to its own range)", where)
+    size = size_text(tuple(x.shape[1:]))
+    title = title or f"{count} feature maps of {size} (each scaled to its own range)"
+    fig = _tile_figure(tiles, ncols, (side, side), title, where)
+    named = f", titled channel 0 to channel {count - 1}" if 1 < count <= 16 else ""
+    return describe_figure(fig, alt or (
+        f"{count} feature map{'s' if count > 1 else ''} of {size} "
+        f"{_grid_text(count, _columns(ncols, count, where))}{named}, each drawn in gray on its "
+        f"own scale (dark: low, light: high). Title: {title}."))
 
 
 def plot_images(images: Any, labels: Any = None, classes: Any = None, ncols: int = 8,
-                title: str | None = None) -> Figure:
+                title: str | None = None, alt: str | None = None) -> Figure:
     """Show a batch of images (N, C, H, W), C in 1 or 3, in rows of ``ncols``; returns the Figure.
 
-    ``labels`` (N,) become panel titles, as names from ``classes`` when given.
+    ``labels`` (N,) become panel titles, as names from ``classes`` when given. ``alt``
+    replaces the default alt text.
     """
     where = "plot_images"
+    alt = check_text(alt, "alt", where)
     x = as_float_tensor(images, "images", where)
     if x.dim() != 4 or x.shape[1] not in (1, 3):
         hint = (layout_hint(tuple(x.shape), "images") if x.dim() == 4 else "") or (
@@ -241,18 +289,27 @@ def plot_images(images: Any, labels: Any = None, classes: Any = None, ncols: int
         names = [str(classes[v] if classes is not None else v) for v in indices]
     tiles = [(_display_array(image.clamp(0, 1) if image.shape[0] == 3 else image), name)
              for image, name in zip(x, names, strict=True)]
-    return _tile_figure(tiles, ncols, (1.5, 1.6), title or f"{x.shape[0]} images of "
-                        f"{size_text(tuple(x.shape[2:]))}", where)
+    count, size = x.shape[0], size_text(tuple(x.shape[2:]))
+    title = title or f"{count} images of {size}"
+    fig = _tile_figure(tiles, ncols, (1.5, 1.6), title, where)
+    shown = ", ".join(names[:24]) + (", ..." if count > 24 else "")
+    return describe_figure(fig, alt or (
+        f"{count} {_kind(x[0])} image{'s' if count > 1 else ''} of {size} "
+        f"{_grid_text(count, _columns(ncols, count, where))}"
+        + (f", labelled {shown}" if labels is not None else "") + f". Title: {title}."))
 
 
-def plot_filters(weight: Any, ncols: int | None = None, title: str | None = None) -> Figure:
+def plot_filters(weight: Any, ncols: int | None = None, title: str | None = None,
+                 alt: str | None = None) -> Figure:
     """Show the filters of a conv weight (O, C, kH, kW) (or a Conv2d layer) as small images.
 
     With C == 3 each filter is an RGB tile, min-max normalised on its own; otherwise the first
     input channel of each filter is shown in gray. ``title`` replaces the default one, which
-    says how many filters of which shape are drawn and how. Returns the Figure.
+    says how many filters of which shape are drawn and how; ``alt`` replaces the default alt
+    text. Returns the Figure.
     """
     where = "plot_filters"
+    alt = check_text(alt, "alt", where)
     if hasattr(weight, "weight") and not is_tensor(weight):
         weight = _conv_layer(weight, where).weight
     w = as_float_tensor(weight, "weight", where)
@@ -273,8 +330,13 @@ def plot_filters(weight: Any, ncols: int | None = None, title: str | None = None
     how = ("as RGB, each rescaled to 0..1" if channels == 3
            else f"input channel 0 of {channels}, gray")
     side = 1.0 if count > 16 else 1.8
-    return _tile_figure(tiles, ncols, (side, side),
-                        title or f"{count} filters of {channels}x{kh}x{kw} ({how})", where)
+    title = title or f"{count} filters of {channels}x{kh}x{kw} ({how})"
+    fig = _tile_figure(tiles, ncols, (side, side), title, where)
+    look = ("as small colour images, each rescaled to 0..1" if channels == 3
+            else f"as small gray images of input channel 0 of {channels}")
+    return describe_figure(fig, alt or (
+        f"{count} convolution filter{'s' if count > 1 else ''} of shape {channels}x{kh}x{kw} "
+        f"{_grid_text(count, _columns(ncols, count, where))}, drawn {look}. Title: {title}."))
 
 
 # --- training curves --------------------------------------------------------------------------
@@ -306,16 +368,18 @@ def _history_lists(history: Any, name: str, where: str) -> dict[str, list[float]
 
 
 def plot_history(histories: Any, title: str | None = None,
-                 eval_label: str = "validation") -> Figure:
+                 eval_label: str = "validation", alt: str | None = None) -> Figure:
     """Learning curves: loss (left) and accuracy (right) per epoch; returns the Figure.
 
     ``histories`` is one History or a dict name -> History. A History has attributes or keys
     ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``: lists of per-epoch floats (the
     validation lists may be empty). Train is drawn solid, validation dashed, one colour per run.
     ``eval_label`` names the dashed curves in the legend: "test" when the data given to ``fit``
-    was a test set.
+    was a test set. ``alt`` replaces the default alt text, which gives each run's first and
+    last values.
     """
     where = "plot_history"
+    alt = check_text(alt, "alt", where)
     if isinstance(histories, Mapping) and not all(k in histories for k in _HISTORY_KEYS):
         runs = dict(histories)
         if not runs:
@@ -342,5 +406,26 @@ def plot_history(histories: Any, title: str | None = None,
         ax.grid(alpha=0.3)
         ax.legend(fontsize=9)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    fig.suptitle(title or f"learning curves (solid: train, dashed: {eval_label})")
-    return fig
+    title = title or f"learning curves (solid: train, dashed: {eval_label})"
+    fig.suptitle(title)
+    return describe_figure(fig, alt or _history_alt(data, eval_label, title))
+
+
+def _history_alt(data: dict[str, dict[str, list[float]]], eval_label: str, title: str) -> str:
+    """plot_history's default alt text: the layout, then each run's first -> last values."""
+    epochs = max(len(lists["train_loss"]) for lists in data.values())
+    runs = (f"{len(data)} runs ({', '.join(data)})" if len(data) > 1 else
+            f"run {next(iter(data))}" if next(iter(data)) else "one run")
+    facts = []
+    for name, lists in data.items():
+        parts = []
+        for key, label, style in (("train_loss", "training loss", ".2f"),
+                                  ("val_loss", f"{eval_label} loss", ".2f"),
+                                  ("train_acc", "training accuracy", ".0%"),
+                                  ("val_acc", f"{eval_label} accuracy", ".0%")):
+            if lists[key]:
+                parts.append(f"{label} {lists[key][0]:{style}} to {lists[key][-1]:{style}}")
+        facts.append((f"{name}: " if name else "") + ", ".join(parts))
+    return (f"Learning curves of {runs} over {epochs} epoch{'s' if epochs > 1 else ''}: loss "
+            f"per epoch on the left, accuracy on the right; training solid, {eval_label} "
+            f"dashed. From the first epoch to the last: {'; '.join(facts)}. Title: {title}.")

@@ -33,6 +33,7 @@ import torch
 
 from cnnlab._checks import as_int, describe, image_chw, is_tensor, message
 from cnnlab.diagrams import NEXT_EDGE, WINDOW_EDGE, draw_grid, fmt
+from cnnlab.figures import check_text, describe_figure
 from cnnlab.images import load_image, rgb_to_gray
 from cnnlab.ops import KERNEL_NAMES, named_kernel
 from cnnlab.shapes import conv_output_size
@@ -50,6 +51,10 @@ LABELS = {"kernel": "kernel", "kernel_size": "kernel size", "padding": "padding"
           "stride": "stride", "dilation": "dilation"}
 _PADDING_EDGE = "#b03030"
 _ZOOM_EDGE = "#ffd000"
+# the visible caption of the static figure (a stored notebook, nbconvert's HTML, a website)
+STILL_CAPTION = ("A still picture of an interactive explorer: run this notebook in Jupyter "
+                 "(JupyterLab, Notebook 7 or VS Code) to get a kernel menu and sliders for "
+                 "kernel size, padding, stride and dilation.")
 
 
 def _formula(n: int, kernel_size: int, stride: int = 1, padding: int = 0,
@@ -237,17 +242,20 @@ def _zoom_row(panel: SubFigure, padded: np.ndarray, out: np.ndarray, s: dict[str
 
 
 def explorer_figure(x: torch.Tensor, kernel: str = "vertical edge", kernel_size: int = 3,
-                    padding: int = 1, stride: int = 1, dilation: int = 1) -> Figure:
+                    padding: int = 1, stride: int = 1, dilation: int = 1,
+                    alt: str | None = None, caption: str | None = None) -> Figure:
     """One frame of the explorer for a gray image ``x`` (1, 1, H, W); returns the Figure.
 
     Top row: the padded input (padding outlined in red), the kernel and the output, at one
     pixel scale. Bottom row: both top-left corners magnified (the yellow boxes above), the
     first window and the next one a stride away, and the sum that makes output[0, 0]. The
     title gives the size formula for height and width. A window that does not fit is
-    explained in the figure instead of raising.
+    explained in the figure instead of raising. ``alt`` replaces the default alt text;
+    ``caption`` is shown under the figure (see ``cnnlab.describe_figure``).
     """
     import matplotlib.pyplot as plt
 
+    alt = check_text(alt, "alt", "conv_explorer")
     s = _settings(kernel, kernel_size, padding, stride, dilation, "conv_explorer")
     k, p, st, d = s["kernel_size"], s["padding"], s["stride"], s["dilation"]
     h, w = x.shape[-2:]
@@ -257,7 +265,8 @@ def explorer_figure(x: torch.Tensor, kernel: str = "vertical edge", kernel_size:
         fig, ax = plt.subplots(figsize=(9, 2))
         ax.axis("off")
         ax.text(0.5, 0.5, str(error), ha="center", va="center", wrap=True, fontsize=11)
-        return fig
+        return describe_figure(fig, alt or f"Convolution explorer: no output for these "
+                               f"settings. {error}", caption)
     weight = torch.from_numpy(named_kernel(s["kernel"], k)).float()
     with torch.no_grad():
         out = torch.nn.functional.conv2d(x, weight.view(1, 1, k, k), stride=st, padding=p,
@@ -274,7 +283,27 @@ def explorer_figure(x: torch.Tensor, kernel: str = "vertical edge", kernel_size:
     _zoom_row(bottom, padded, out, s, weight.numpy(), zoom, signed, limit)
     fig.suptitle("output size = floor((n + 2p - d(k - 1) - 1) / s) + 1\n" + "\n".join(lines),
                  fontsize=11, family="monospace")
-    return fig
+    return describe_figure(fig, alt or _explorer_alt(s, (h, w), out.shape, zoom, signed, lines),
+                           caption)
+
+
+def _explorer_alt(s: dict[str, Any], size: tuple[int, int], out_shape: tuple[int, int],
+                  zoom: tuple[int, ...], signed: bool, lines: list[str]) -> str:
+    """explorer_figure's default alt text: both rows of panels and the size formula."""
+    k, p, st, d = s["kernel_size"], s["padding"], s["stride"], s["dilation"]
+    (h, w), (ho, wo) = size, out_shape
+    padded = f", padded by {p} to {h + 2 * p}x{w + 2 * p} (outlined in red)" if p else ""
+    dilated = f" with dilation {d}" if d > 1 else ""
+    look = "red for positive, blue for negative values" if signed else "gray"
+    nxt = f" and the next window, stride {st} to the right, in orange" if wo > 1 else ""
+    return (f"Convolution explorer, two rows of panels. Top: the input image in gray, {h}x{w}"
+            f"{padded}; the {k}x{k} {s['kernel']} kernel{dilated}; and the {ho}x{wo} output in "
+            f"{look}, at the same pixel scale. Bottom: the top-left {zoom[0]}x{zoom[1]} corner "
+            f"of the padded input magnified, with the window of output[0, 0] in blue{nxt}; the "
+            f"sum of products that makes output[0, 0]; and the output's top-left corner with "
+            f"that cell marked. Title: "
+            f"output size = floor((n + 2p - d(k - 1) - 1) / s) + 1; "
+            + "; ".join(" ".join(line.split()) for line in lines) + ".")
 
 
 # --- the widget -------------------------------------------------------------------------------
@@ -330,7 +359,7 @@ class _Explorer:
 
 def conv_explorer(image: Any = "cat", interactive: bool | None = None, *,
                   kernel: str = "vertical edge", kernel_size: int = 3, padding: int = 1,
-                  stride: int = 1, dilation: int = 1) -> Figure | None:
+                  stride: int = 1, dilation: int = 1, alt: str | None = None) -> Figure | None:
     """Explore kernel size, padding, stride and dilation on a photo (shown in gray).
 
     ``image`` is a bundled photo name ("cat"), a path, or an image tensor/array (H, W) /
@@ -341,8 +370,11 @@ def conv_explorer(image: Any = "cat", interactive: bool | None = None, *,
     ``interactive=None`` decides by the rule in this module's docstring. Static: draws one
     figure and returns it. Interactive: displays the controls (labelled "kernel", "kernel
     size", "padding", "stride", "dilation") with the live formula and figure, and returns None.
+    The static figure carries alt text (``alt`` replaces the default) and a visible caption
+    saying that it is interactive in Jupyter.
     """
     where = "conv_explorer"
+    alt = check_text(alt, "alt", where)
     if interactive is not None and not isinstance(interactive, bool):
         raise TypeError(message(where, "`interactive` as None, True or False",
                                 describe(interactive), "None chooses automatically."))
@@ -351,7 +383,7 @@ def conv_explorer(image: Any = "cat", interactive: bool | None = None, *,
     if interactive is None:
         interactive = frontend_attached()
     if not interactive:
-        return explorer_figure(x, **settings)
+        return explorer_figure(x, **settings, alt=alt, caption=STILL_CAPTION)
     try:
         from IPython.display import display
     except ImportError as error:

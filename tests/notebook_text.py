@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
+import struct
 from pathlib import Path
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -48,3 +51,19 @@ def missing_facts(name: str, facts: list[str]) -> list[str]:
     """The facts (exact substrings) that the notebook's stored outputs lack."""
     text = stored_text(name)
     return [fact for fact in facts if fact not in text]
+
+
+def figures(cell: dict) -> list[dict]:
+    """The outputs of a cell that show a picture: an image/* output, or an <img> in text/html
+    (how cnnlab's figures and animations carry their alt text)."""
+    return [out for out in cell.get("outputs", []) if any(
+        mime.startswith("image/") or (mime == "text/html" and "<img" in "".join(value))
+        for mime, value in out.get("data", {}).items())]
+
+
+def png_size(out: dict) -> tuple[int, int]:
+    """(width, height) in pixels of the PNG that a figure output shows."""
+    data = out["data"]
+    payload = "".join(data.get("image/png") or re.search(
+        r'src="data:image/png;base64,([^"]+)"', "".join(data["text/html"])).group(1))
+    return struct.unpack(">II", base64.b64decode(payload)[16:24])  # the PNG's IHDR chunk

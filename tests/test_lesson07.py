@@ -29,7 +29,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from notebook_text import cells, missing_facts, outputs_text, source, stored_text
+from notebook_text import (
+    cells,
+    figures,
+    missing_facts,
+    outputs_text,
+    png_size,
+    source,
+    stored_text,
+)
 
 from cnnlab import paths
 from cnnlab.alexnet import load_alexnet, weights_filename, weights_path
@@ -144,12 +152,14 @@ def test_filter_counts_are_recomputed_and_quoted():
 
 
 def test_learned_and_random_are_shown_at_the_same_count_and_size():
-    figures = [out["data"]["text/plain"] for c in cells(L07) if c["cell_type"] == "code"
-               for out in c.get("outputs", []) if "image/png" in out.get("data", {})]
-    figures = ["".join(f) if isinstance(f, list) else f for f in figures]
-    filters = [f for f in figures if "with 64 Axes" in f]
-    assert len(filters) == 4, figures  # 64 learned and 64 random filters, then maps
-    assert filters[0] == filters[1] and filters[2] == filters[3]
+    shown = [out for c in cells(L07) if c["cell_type"] == "code" for out in figures(c)]
+    alts = [" ".join("".join(out["data"]["text/plain"]).split()) for out in shown]
+    layouts = ["64 convolution filters of shape 3x11x11 in 8 rows of 8",
+               "64 feature maps of 86x51 in 8 rows of 8"]
+    for layout in layouts:  # learned, then random: the same grid at the same pixel size
+        pair = [out for out, alt in zip(shown, alts, strict=True) if alt.startswith(layout)]
+        assert len(pair) == 2, alts
+        assert png_size(pair[0]) == png_size(pair[1])
 
 
 def test_transfer_keeps_the_first_stage_and_says_so():

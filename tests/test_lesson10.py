@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from notebook_text import cells, code_cells, outputs_text, source, stored_text
+from notebook_text import cells, code_cells, figures, outputs_text, source, stored_text
 
 import cnnlab
 
@@ -185,6 +185,5 @@ def test_no_answer_is_printed_before_the_exercises():
 
 def test_every_figure_has_a_title():
     for cell in code_cells(L10):
-        figures = [o for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
-        if figures:
+        if figures(cell):
             assert "title" in source(cell), f"a figure without a title:\n{source(cell)[:200]}"

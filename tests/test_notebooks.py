@@ -14,6 +14,7 @@ import pytest
 from notebook_text import (
     NOTEBOOKS,
     code_cells,
+    figures,
     hidden,
     missing_facts,
     notebook,
@@ -272,6 +273,19 @@ def test_no_figure_left_to_a_semicolon(name: str) -> None:
         last = lines[-1] if lines else ""
         assert not (last.startswith("cnnlab.plot_") and last.endswith(";")), (
             f"{name}: '{last}' relies on ';', which nbval ignores; write fig = {last[:-1]}")
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_figure_has_alt_text(name: str) -> None:
+    # JupyterLab and MyST-NB read alt text only from an <img> in text/html: a bare image/png
+    # output reaches a screen reader as nothing (describe it: cnnlab.describe_figure)
+    for cell in code_cells(name):
+        for out in figures(cell):
+            page = "".join(out["data"].get("text/html", ""))
+            tags = re.findall(r"<img\b[^>]*>", page)
+            alts = [re.search(r'\balt="([^"]*)"', tag) for tag in tags]
+            assert tags and all(alt and alt.group(1).strip() for alt in alts), (
+                f"{name}: a figure without alt text, from:\n{source(cell)[:200]}")
 
 
 @pytest.mark.parametrize("name", ALL)

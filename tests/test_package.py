@@ -70,7 +70,7 @@ LAYERS = [("_checks", "paths", "network", "hosted"), ("shapes",), ("ops",),
           ("backward", "images", "data"),
           ("models", "train", "alexnet", "first_layer", "augment"),
           ("blocks", "attribution"),
-          ("diagrams", "plotting", "widgets", "animations"),
+          ("figures", "diagrams", "plotting", "widgets", "animations"),
           ("exercises", "downloads", "cli", "grading")]
 
 
