@@ -28,6 +28,8 @@ _DELEGATED: dict[str, tuple[str, str, str]] = {
     "grade": ("cnnlab.grading", "grade_main", "grade submitted notebooks into a CSV"),
     "install-source": ("cnnlab.hosted", "main",
                        "set where notebooks pip-install cnnlab from on Colab or Kaggle"),
+    "site": ("cnnlab.site", "main",
+             "build the course as a static website (lessons, student labs), offline"),
 }
 Probe = Callable[[], tuple[str, bool]]  # () -> (the value printed, whether all is well)
 

@@ -71,7 +71,7 @@ LAYERS = [("_checks", "paths", "network", "hosted"), ("shapes",), ("ops",),
           ("models", "train", "alexnet", "first_layer", "augment"),
           ("blocks", "attribution"),
           ("figures", "diagrams", "plotting", "widgets", "animations"),
-          ("exercises", "downloads", "cli", "grading")]
+          ("exercises", "downloads", "cli", "grading", "site")]
 
 
 def _cnnlab_imports(path: Path) -> set[str]:
