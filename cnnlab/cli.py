@@ -1,4 +1,5 @@
-"""The ``cnnlab`` command: ``doctor``, ``download``, ``assign``, ``grade``, ``install-source``.
+"""The ``cnnlab`` command: ``doctor``, ``download``, ``assign``, ``grade``, ``install-source``,
+``site``.
 
 Each subcommand's work lives in the module it belongs to; this file only dispatches, and
 imports those modules when their subcommand runs. ``doctor`` is the exception: it is the

@@ -27,8 +27,8 @@ EXAMPLE = SimpleNamespace(
 # ones then start at once, side by side, instead of last with the other worker idle. This order
 # holds only with `--no-loadscope-reorder`: by default xdist hands out the files with the most
 # tests first (the notebooks, one test per cell).
-SLOW_FIRST = ("test_grading_hostile.py", "test_site.py", "test_browser_labs.py",
-              "test_browser.py", "test_grading.py", "test_grading_venv.py",
+SLOW_FIRST = ("test_grading_hostile.py", "test_browser.py", "test_site.py",
+              "test_browser_labs.py", "test_grading.py", "test_grading_venv.py",
               "test_grading_variants.py", "test_lesson07.py")
 
 
