@@ -170,6 +170,33 @@ CLOSE_ALL_JS = """async () => {
 }"""
 
 
+# waits (at most 10 s) until JupyterLab has written the kernel's metadata into the opened
+# notebook, as it does once the kernel connects: kernelspec and language_info equal the
+# kernel's (key order aside). A stale stored value then shows as a modified notebook.
+SETTLED_JS = """async () => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  const kernel = panel.sessionContext.session.kernel;
+  const [info, spec] = await Promise.all([kernel.info, kernel.spec]);
+  const canon = v => Array.isArray(v) ? v.map(canon) : (v && typeof v === 'object')
+    ? Object.keys(v).sort().map(k => [k, canon(v[k])]) : v;
+  const same = (a, b) => JSON.stringify(canon(a)) === JSON.stringify(canon(b));
+  const model = panel.context.model;
+  for (let i = 0; i < 100; i++) {
+    const stored = model.getMetadata('kernelspec') || {};
+    if (stored.name === kernel.name && stored.display_name === spec.display_name
+        && same(model.getMetadata('language_info'), info.language_info)) { return true; }
+    await new Promise(resolve => setTimeout(resolve, 100));
+  }
+  return false;
+}"""
+
+
+def _settle(page) -> None:
+    """Wait until JupyterLab has rewritten the notebook's kernel metadata (see SETTLED_JS)."""
+    if not page.evaluate(SETTLED_JS):
+        raise AssertionError("JupyterLab did not write the kernel's metadata within 10 s")
+
+
 def _open(browser: object, lab_url: str, lesson: str):  # -> playwright Page
     """The browser's tab with ``notebooks/<lesson>`` open and its kernel idle. The first call
     loads JupyterLab (about 7 s of a 2-core machine); later ones reuse that tab."""
@@ -206,7 +233,7 @@ def _problems(browser: object, lab_url: str, lesson: str) -> list[str]:
     page = _open(browser, lab_url, lesson)
     problems = []
     try:
-        time.sleep(1.5)  # JupyterLab rewrites stale metadata shortly after opening
+        _settle(page)
         if _opened_modified(page, lab_url, f"notebooks/{lesson}"):
             problems.append("opening it marks it modified (stored metadata is stale)")
         _run_all(page)
@@ -319,7 +346,7 @@ def lesson_test(lessons: list[str]):  # -> a pytest test function
     def test_lesson_shows_in_jupyterlab(browser: object, lab_url: str, lesson: str) -> None:
         page = _open(browser, lab_url, lesson)
         try:
-            time.sleep(1.5)  # JupyterLab rewrites stale metadata shortly after opening
+            _settle(page)
             problems = (["opening it marks it modified (stored metadata is stale)"]
                         if _opened_modified(page, lab_url, f"notebooks/{lesson}") else [])
             problems += _display_problems(page)

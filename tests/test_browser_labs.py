@@ -19,6 +19,7 @@ from browser_support import (
     _opened_modified,
     _problems,
     _run_all,
+    _settle,
     module_fixtures,
 )
 
@@ -30,7 +31,7 @@ def test_student_lab_runs_in_jupyterlab(browser: object, lab_url: str, lab: str)
     """The handed-out notebook, unanswered: every cell runs and the checks say what is missing."""
     page = _open(browser, lab_url, f"{lab}/{lab}.ipynb")
     try:
-        time.sleep(1.5)
+        _settle(page)
         assert not _opened_modified(page, lab_url, f"notebooks/{lab}/{lab}.ipynb"), \
             "opening it marks it modified"
         _run_all(page)
