@@ -22,8 +22,8 @@ __version__ = "0.1.0"
 
 # the modules whose ``__all__`` make up the API, bottom-up (see ARCHITECTURE in the README)
 _MODULES = ("shapes", "ops", "backward", "images", "data", "models", "train", "blocks", "alexnet",
-            "first_layer", "attribution", "augment", "figures", "diagrams", "plotting", "widgets",
-            "animations", "exercises")
+            "first_layer", "attribution", "augment", "figures", "diagrams", "plotting", "curves",
+            "widgets", "animations", "exercises")
 
 if TYPE_CHECKING:
     from cnnlab.alexnet import *  # noqa: F403
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from cnnlab.augment import *  # noqa: F403
     from cnnlab.backward import *  # noqa: F403
     from cnnlab.blocks import *  # noqa: F403
+    from cnnlab.curves import *  # noqa: F403
     from cnnlab.data import *  # noqa: F403
     from cnnlab.diagrams import *  # noqa: F403
     from cnnlab.exercises import *  # noqa: F403

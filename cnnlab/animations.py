@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cnnlab._checks import as_pair, describe, message
-from cnnlab.diagrams import (
+from cnnlab.figures import check_text
+from cnnlab.grids import (
     as_grid,
     check_small,
     fmt,
@@ -29,7 +30,6 @@ from cnnlab.diagrams import (
     rows_text,
     size_text,
 )
-from cnnlab.figures import check_text
 from cnnlab.shapes import conv_output_size
 
 if TYPE_CHECKING:

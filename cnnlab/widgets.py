@@ -32,8 +32,8 @@ import numpy as np
 import torch
 
 from cnnlab._checks import as_int, describe, image_chw, is_tensor, message
-from cnnlab.diagrams import NEXT_EDGE, WINDOW_EDGE, draw_grid, fmt
 from cnnlab.figures import check_text, describe_figure
+from cnnlab.grids import NEXT_EDGE, WINDOW_EDGE, draw_grid, fmt
 from cnnlab.images import load_image, rgb_to_gray
 from cnnlab.ops import KERNEL_NAMES, named_kernel
 from cnnlab.shapes import conv_output_size

@@ -70,7 +70,8 @@ LAYERS = [("_checks", "paths", "network", "hosted"), ("shapes",), ("ops",),
           ("backward", "images", "data"),
           ("models", "train", "alexnet", "first_layer", "augment"),
           ("blocks", "attribution"),
-          ("figures", "diagrams", "plotting", "widgets", "animations"),
+          ("figures", "grids", "diagrams", "plotting", "curves", "widgets",
+           "animations"),
           ("exercises", "downloads", "cli", "grading", "site")]
 
 

@@ -8,12 +8,12 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
+from cnnlab.curves import plot_history
 from cnnlab.plotting import (
     plot_conv,
     plot_convs,
     plot_feature_maps,
     plot_filters,
-    plot_history,
     plot_images,
 )
 
