@@ -17,12 +17,6 @@ __all__ = ["plot_history"]
 _HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc")
 
 
-def _subplots(*args: Any, **kwargs: Any) -> Any:
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(*args, **kwargs)
-
-
 def _history_lists(history: Any, name: str, where: str) -> dict[str, list[float]]:
     lists = {}
     for key in _HISTORY_KEYS:
@@ -67,7 +61,9 @@ def plot_history(histories: Any, title: str | None = None,
         runs = {"": histories}
     data = {name: _history_lists(h, repr(name) if name else "history", where)
             for name, h in runs.items()}
-    fig, (ax_loss, ax_acc) = _subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     for index, (name, lists) in enumerate(data.items()):
         colour = f"C{index}"
         prefix = f"{name} " if name else ""

@@ -334,26 +334,3 @@ def _display_problems(page) -> list[str]:
             if not image["alt"]:
                 problems.append(f"{where} has an image without alt text")
     return problems
-
-
-def lesson_test(lessons: list[str]):  # -> a pytest test function
-    """The check of each lesson as a student first sees it, one test each: opening it does not
-    mark it modified, and every stored output shows, images with alt text. Running the cells
-    is nbval's part (the same kernel runs every cell of every notebook there); lesson 03, the
-    explorer's, and the student labs also run in the browser (``test_browser_labs.py``)."""
-
-    @pytest.mark.parametrize("lesson", lessons)
-    def test_lesson_shows_in_jupyterlab(browser: object, lab_url: str, lesson: str) -> None:
-        page = _open(browser, lab_url, lesson)
-        try:
-            _settle(page)
-            problems = (["opening it marks it modified (stored metadata is stale)"]
-                        if _opened_modified(page, lab_url, f"notebooks/{lesson}") else [])
-            problems += _display_problems(page)
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / f"{lesson}.png"))
-        finally:
-            _close(page, lab_url)
-        assert not problems, f"{lesson}: " + "; ".join(problems)
-
-    return test_lesson_shows_in_jupyterlab

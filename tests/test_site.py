@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 
 import pytest
 from assigned import LAB_NAMES, assigned_dist
-from browser_support import CHROMIUM, CHROMIUM_ARGS, IN_CI, _missing
+from browser_support import IN_CI, _missing, chromium
 from PIL import Image
 
 from cnnlab import cli
@@ -141,13 +141,13 @@ def test_solutions_are_closed_details(site):
     for name in LESSONS:
         html = (site / "lessons" / f"{name}.html").read_text(encoding="utf-8")
         notebook = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())
-        solutions = sum("".join(c["source"]).startswith("# Solution")
+        solutions = sum("".join(c["source"]).startswith(cnnlab_site.SOLUTION)
                         for c in notebook["cells"] if c["cell_type"] == "code")
         blocks = re.findall(r"<details([^>]*)>(.*?)</details>", html, flags=re.S)
         hidden = [body for attrs, body in blocks
                   if "Show the solution" in body and "open" not in attrs.split()]
         assert solutions >= 4 and len(hidden) == solutions, name
-        assert all("# Solution" in re.sub(r"<[^>]+>", "", body) for body in hidden)
+        assert all(cnnlab_site.SOLUTION in re.sub(r"<[^>]+>", "", body) for body in hidden)
 
 
 def test_lesson_pages_link_their_notebook_and_say_how_to_open_it(site):
@@ -264,12 +264,7 @@ def browser():
         if IN_CI:
             pytest.fail(f"site browser check cannot run in CI: {reason}")
         pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    yield from chromium()
 
 
 def _open(browser, url: str, scheme: str = "light") -> tuple[object, list[str]]:
